@@ -1,0 +1,8 @@
+use super::Ctx;
+
+#[derive(clap::Args)]
+pub struct Args {}
+
+pub fn run(_args: Args, _ctx: &Ctx) -> anyhow::Result<()> {
+    anyhow::bail!("`scale ingest` is not built yet")
+}

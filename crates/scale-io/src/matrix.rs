@@ -1,0 +1,326 @@
+//! In-memory expression matrices: compressed sparse rows and dense row-major.
+//!
+//! Values are `f32` everywhere: single-cell matrices are stored as float32 by anndata/scanpy, and
+//! cell-eval takes its means on float32 data. Integer and float64 inputs are converted on read
+//! (the source dtype is kept in [`crate::MatrixInfo`] for reporting).
+
+/// Cells × genes in CSR layout. `indptr` has `n_rows + 1` entries; column indices of a row are
+/// strictly increasing after [`CsrMatrix::sort_indices`] (anndata does not guarantee it on read).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CsrMatrix {
+    pub n_rows: usize,
+    pub n_cols: usize,
+    pub indptr: Vec<u64>,
+    pub indices: Vec<u32>,
+    pub data: Vec<f32>,
+}
+
+/// Cells × genes, row-major: element (r, c) is `data[r * n_cols + c]`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DenseMatrix {
+    pub n_rows: usize,
+    pub n_cols: usize,
+    pub data: Vec<f32>,
+}
+
+/// `X`, a layer, or a row block of either.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Matrix {
+    Csr(CsrMatrix),
+    Dense(DenseMatrix),
+}
+
+impl CsrMatrix {
+    pub fn empty(n_cols: usize) -> Self {
+        Self { n_rows: 0, n_cols, indptr: vec![0], indices: Vec::new(), data: Vec::new() }
+    }
+
+    pub fn nnz(&self) -> usize {
+        self.data.len()
+    }
+
+    /// (column indices, values) of row `r`.
+    pub fn row(&self, r: usize) -> (&[u32], &[f32]) {
+        let (a, b) = (self.indptr[r] as usize, self.indptr[r + 1] as usize);
+        (&self.indices[a..b], &self.data[a..b])
+    }
+
+    /// Appends one row given as sorted (column, value) pairs; explicit zeros are kept as given.
+    pub fn push_row(&mut self, cols: &[u32], vals: &[f32]) {
+        debug_assert_eq!(cols.len(), vals.len());
+        self.indices.extend_from_slice(cols);
+        self.data.extend_from_slice(vals);
+        self.indptr.push(self.indices.len() as u64);
+        self.n_rows += 1;
+    }
+
+    /// Sorts the column indices within each row (anndata may store them unsorted).
+    pub fn sort_indices(&mut self) {
+        let mut pairs: Vec<(u32, f32)> = Vec::new();
+        for r in 0..self.n_rows {
+            let (a, b) = (self.indptr[r] as usize, self.indptr[r + 1] as usize);
+            if self.indices[a..b].windows(2).all(|w| w[0] < w[1]) {
+                continue;
+            }
+            pairs.clear();
+            pairs.extend(self.indices[a..b].iter().copied().zip(self.data[a..b].iter().copied()));
+            pairs.sort_by_key(|p| p.0);
+            for (k, (c, v)) in pairs.iter().enumerate() {
+                self.indices[a + k] = *c;
+                self.data[a + k] = *v;
+            }
+        }
+    }
+
+    /// Rows `rows` (in the given order, repeats allowed) as a new matrix.
+    pub fn select_rows(&self, rows: &[usize]) -> CsrMatrix {
+        let mut out = CsrMatrix::empty(self.n_cols);
+        for &r in rows {
+            let (c, v) = self.row(r);
+            out.push_row(c, v);
+        }
+        out
+    }
+
+    /// Columns `cols` (new order); indices are remapped and rows stay sorted if `cols` is increasing.
+    pub fn select_cols(&self, cols: &[usize]) -> CsrMatrix {
+        let mut map = vec![u32::MAX; self.n_cols];
+        for (new, &old) in cols.iter().enumerate() {
+            map[old] = new as u32;
+        }
+        let mut out = CsrMatrix::empty(cols.len());
+        let mut c_buf = Vec::new();
+        let mut v_buf = Vec::new();
+        for r in 0..self.n_rows {
+            c_buf.clear();
+            v_buf.clear();
+            let (c, v) = self.row(r);
+            for (&ci, &vi) in c.iter().zip(v) {
+                let m = map[ci as usize];
+                if m != u32::MAX {
+                    c_buf.push(m);
+                    v_buf.push(vi);
+                }
+            }
+            out.push_row(&c_buf, &v_buf);
+        }
+        out.sort_indices();
+        out
+    }
+
+    pub fn to_dense(&self) -> DenseMatrix {
+        let mut d = DenseMatrix::zeros(self.n_rows, self.n_cols);
+        for r in 0..self.n_rows {
+            let (c, v) = self.row(r);
+            let row = d.row_mut(r);
+            for (&ci, &vi) in c.iter().zip(v) {
+                row[ci as usize] = vi;
+            }
+        }
+        d
+    }
+
+    /// Transposes (CSR of the transpose, i.e. the CSC view of `self`).
+    pub fn transpose(&self) -> CsrMatrix {
+        let mut counts = vec![0u64; self.n_cols + 1];
+        for &c in &self.indices {
+            counts[c as usize + 1] += 1;
+        }
+        for i in 0..self.n_cols {
+            counts[i + 1] += counts[i];
+        }
+        let indptr = counts.clone();
+        let mut next = counts;
+        let mut indices = vec![0u32; self.nnz()];
+        let mut data = vec![0f32; self.nnz()];
+        for r in 0..self.n_rows {
+            let (c, v) = self.row(r);
+            for (&ci, &vi) in c.iter().zip(v) {
+                let slot = next[ci as usize] as usize;
+                indices[slot] = r as u32;
+                data[slot] = vi;
+                next[ci as usize] += 1;
+            }
+        }
+        CsrMatrix { n_rows: self.n_cols, n_cols: self.n_rows, indptr, indices, data }
+    }
+
+    /// Sum of each row.
+    pub fn row_sums(&self) -> Vec<f64> {
+        (0..self.n_rows).map(|r| self.row(r).1.iter().map(|&v| v as f64).sum()).collect()
+    }
+}
+
+impl DenseMatrix {
+    pub fn zeros(n_rows: usize, n_cols: usize) -> Self {
+        Self { n_rows, n_cols, data: vec![0.0; n_rows * n_cols] }
+    }
+
+    pub fn row(&self, r: usize) -> &[f32] {
+        &self.data[r * self.n_cols..(r + 1) * self.n_cols]
+    }
+
+    pub fn row_mut(&mut self, r: usize) -> &mut [f32] {
+        &mut self.data[r * self.n_cols..(r + 1) * self.n_cols]
+    }
+
+    pub fn get(&self, r: usize, c: usize) -> f32 {
+        self.data[r * self.n_cols + c]
+    }
+
+    pub fn select_rows(&self, rows: &[usize]) -> DenseMatrix {
+        let mut data = Vec::with_capacity(rows.len() * self.n_cols);
+        for &r in rows {
+            data.extend_from_slice(self.row(r));
+        }
+        DenseMatrix { n_rows: rows.len(), n_cols: self.n_cols, data }
+    }
+
+    pub fn select_cols(&self, cols: &[usize]) -> DenseMatrix {
+        let mut data = Vec::with_capacity(self.n_rows * cols.len());
+        for r in 0..self.n_rows {
+            let row = self.row(r);
+            data.extend(cols.iter().map(|&c| row[c]));
+        }
+        DenseMatrix { n_rows: self.n_rows, n_cols: cols.len(), data }
+    }
+
+    /// Drops zeros (explicit zeros are not kept).
+    pub fn to_csr(&self) -> CsrMatrix {
+        let mut out = CsrMatrix::empty(self.n_cols);
+        let mut c_buf = Vec::new();
+        let mut v_buf = Vec::new();
+        for r in 0..self.n_rows {
+            c_buf.clear();
+            v_buf.clear();
+            for (c, &v) in self.row(r).iter().enumerate() {
+                if v != 0.0 {
+                    c_buf.push(c as u32);
+                    v_buf.push(v);
+                }
+            }
+            out.push_row(&c_buf, &v_buf);
+        }
+        out
+    }
+}
+
+impl Matrix {
+    pub fn n_rows(&self) -> usize {
+        match self {
+            Matrix::Csr(m) => m.n_rows,
+            Matrix::Dense(m) => m.n_rows,
+        }
+    }
+
+    pub fn n_cols(&self) -> usize {
+        match self {
+            Matrix::Csr(m) => m.n_cols,
+            Matrix::Dense(m) => m.n_cols,
+        }
+    }
+
+    /// Stored values: the non-zeros of a sparse matrix, every value of a dense one.
+    pub fn values(&self) -> &[f32] {
+        match self {
+            Matrix::Csr(m) => &m.data,
+            Matrix::Dense(m) => &m.data,
+        }
+    }
+
+    pub fn values_mut(&mut self) -> &mut [f32] {
+        match self {
+            Matrix::Csr(m) => &mut m.data,
+            Matrix::Dense(m) => &mut m.data,
+        }
+    }
+
+    /// Converts to CSR (zeros dropped from dense input).
+    pub fn into_csr(self) -> CsrMatrix {
+        match self {
+            Matrix::Csr(m) => m,
+            Matrix::Dense(m) => m.to_csr(),
+        }
+    }
+
+    pub fn to_dense(&self) -> DenseMatrix {
+        match self {
+            Matrix::Csr(m) => m.to_dense(),
+            Matrix::Dense(m) => m.clone(),
+        }
+    }
+
+    pub fn select_rows(&self, rows: &[usize]) -> Matrix {
+        match self {
+            Matrix::Csr(m) => Matrix::Csr(m.select_rows(rows)),
+            Matrix::Dense(m) => Matrix::Dense(m.select_rows(rows)),
+        }
+    }
+
+    pub fn select_cols(&self, cols: &[usize]) -> Matrix {
+        match self {
+            Matrix::Csr(m) => Matrix::Csr(m.select_cols(cols)),
+            Matrix::Dense(m) => Matrix::Dense(m.select_cols(cols)),
+        }
+    }
+
+    /// Calls `f(row, dense_row)` for every row, densifying sparse rows into a reused buffer.
+    pub fn for_each_dense_row(&self, mut f: impl FnMut(usize, &[f32])) {
+        match self {
+            Matrix::Dense(m) => (0..m.n_rows).for_each(|r| f(r, m.row(r))),
+            Matrix::Csr(m) => {
+                let mut buf = vec![0f32; m.n_cols];
+                for r in 0..m.n_rows {
+                    let (c, v) = m.row(r);
+                    for (&ci, &vi) in c.iter().zip(v) {
+                        buf[ci as usize] = vi;
+                    }
+                    f(r, &buf);
+                    for &ci in c {
+                        buf[ci as usize] = 0.0;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> CsrMatrix {
+        let mut m = CsrMatrix::empty(3);
+        m.push_row(&[0, 2], &[1.0, 2.0]);
+        m.push_row(&[], &[]);
+        m.push_row(&[1], &[3.0]);
+        m
+    }
+
+    #[test]
+    fn transpose_twice_is_identity() {
+        let m = sample();
+        assert_eq!(m.transpose().transpose(), m);
+        assert_eq!(m.transpose().to_dense().get(2, 0), 2.0);
+    }
+
+    #[test]
+    fn dense_round_trip() {
+        let m = sample();
+        assert_eq!(m.to_dense().to_csr(), m);
+    }
+
+    #[test]
+    fn select_cols_reorders() {
+        let m = sample().select_cols(&[2, 0]);
+        assert_eq!(m.row(0), (&[0u32, 1][..], &[2.0f32, 1.0][..]));
+    }
+
+    #[test]
+    fn sort_indices_sorts_unsorted_rows() {
+        let mut m = CsrMatrix { n_rows: 1, n_cols: 3, indptr: vec![0, 2], indices: vec![2, 0], data: vec![5.0, 4.0] };
+        m.sort_indices();
+        assert_eq!(m.indices, vec![0, 2]);
+        assert_eq!(m.data, vec![4.0, 5.0]);
+    }
+}
