@@ -6,7 +6,11 @@ use clap::{Parser, Subcommand};
 mod cmd;
 
 #[derive(Parser)]
-#[command(name = "scale", version, about = "Virtual cell perturbation prediction: ingest, train, predict, evaluate")]
+#[command(
+    name = "scale",
+    version,
+    about = "Virtual cell perturbation prediction: ingest, train, predict, evaluate"
+)]
 struct Cli {
     /// No progress bars; warnings and errors only.
     #[arg(long, global = true)]
@@ -48,7 +52,8 @@ fn main() {
     let level = if cli.quiet { "warn" } else { "info" };
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level)),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level)),
         )
         .with_writer(std::io::stderr)
         .without_time()

@@ -16,7 +16,14 @@ pub struct AnnData {
 
 impl AnnData {
     pub fn new(x: Matrix, obs: Frame, var: Frame) -> Self {
-        Self { x, obs, var, layers: Vec::new(), obsm: Vec::new(), uns: Vec::new() }
+        Self {
+            x,
+            obs,
+            var,
+            layers: Vec::new(),
+            obsm: Vec::new(),
+            uns: Vec::new(),
+        }
     }
 
     pub fn n_obs(&self) -> usize {
@@ -41,8 +48,16 @@ impl AnnData {
             x: self.x.select_rows(rows),
             obs: self.obs.select(rows),
             var: self.var.clone(),
-            layers: self.layers.iter().map(|(n, m)| (n.clone(), m.select_rows(rows))).collect(),
-            obsm: self.obsm.iter().map(|(n, m)| (n.clone(), m.select_rows(rows))).collect(),
+            layers: self
+                .layers
+                .iter()
+                .map(|(n, m)| (n.clone(), m.select_rows(rows)))
+                .collect(),
+            obsm: self
+                .obsm
+                .iter()
+                .map(|(n, m)| (n.clone(), m.select_rows(rows)))
+                .collect(),
             uns: self.uns.clone(),
         }
     }

@@ -9,15 +9,43 @@ pub enum H5adError {
     #[error("{file}: missing required element `{path}`")]
     Missing { file: PathBuf, path: String },
     #[error("{file}: `{path}` has encoding-type `{found}`; expected one of {expected}")]
-    UnknownEncoding { file: PathBuf, path: String, found: String, expected: String },
+    UnknownEncoding {
+        file: PathBuf,
+        path: String,
+        found: String,
+        expected: String,
+    },
     #[error("{file}: `{path}`: {message}")]
-    Invalid { file: PathBuf, path: String, message: String },
+    Invalid {
+        file: PathBuf,
+        path: String,
+        message: String,
+    },
     #[error("{file}: `{path}` has {found} rows; expected {expected} ({what})")]
-    LengthMismatch { file: PathBuf, path: String, found: usize, expected: usize, what: String },
+    LengthMismatch {
+        file: PathBuf,
+        path: String,
+        found: usize,
+        expected: usize,
+        what: String,
+    },
     #[error("{file}: `{path}`: categorical code {code} at row {row} is out of range (0..{n_categories})")]
-    CodeOutOfRange { file: PathBuf, path: String, row: usize, code: i64, n_categories: usize },
+    CodeOutOfRange {
+        file: PathBuf,
+        path: String,
+        row: usize,
+        code: i64,
+        n_categories: usize,
+    },
     #[error("{file}: `{path}`: value {value} at cell {row}, gene {col} is {problem}")]
-    BadValue { file: PathBuf, path: String, row: usize, col: usize, value: f64, problem: String },
+    BadValue {
+        file: PathBuf,
+        path: String,
+        row: usize,
+        col: usize,
+        value: f64,
+        problem: String,
+    },
     #[error("{file}: `{path}`: HDF5 error: {source}")]
     Hdf5 {
         file: PathBuf,

@@ -4,7 +4,11 @@
 #[derive(Debug, Clone, PartialEq)]
 pub enum Column {
     /// pandas Categorical: `codes[i]` indexes `categories`, -1 is missing.
-    Categorical { codes: Vec<i32>, categories: Vec<String>, ordered: bool },
+    Categorical {
+        codes: Vec<i32>,
+        categories: Vec<String>,
+        ordered: bool,
+    },
     String(Vec<String>),
     Float(Vec<f64>),
     Int(Vec<i64>),
@@ -36,7 +40,11 @@ impl Column {
             .iter()
             .map(|s| cats.binary_search_by(|c| c.as_str().cmp(s.as_ref())).unwrap() as i32)
             .collect();
-        Column::Categorical { codes, categories: cats, ordered: false }
+        Column::Categorical {
+            codes,
+            categories: cats,
+            ordered: false,
+        }
     }
 
     /// Value `i` as a string (categorical label, or the formatted value); `None` when missing.
@@ -79,7 +87,11 @@ impl Column {
     /// Rows `rows`, in order.
     pub fn select(&self, rows: &[usize]) -> Column {
         match self {
-            Column::Categorical { codes, categories, ordered } => Column::Categorical {
+            Column::Categorical {
+                codes,
+                categories,
+                ordered,
+            } => Column::Categorical {
                 codes: rows.iter().map(|&r| codes[r]).collect(),
                 categories: categories.clone(),
                 ordered: *ordered,
@@ -103,7 +115,11 @@ pub struct Frame {
 
 impl Frame {
     pub fn new(index: Vec<String>) -> Self {
-        Self { index_name: "_index".into(), index, columns: Vec::new() }
+        Self {
+            index_name: "_index".into(),
+            index,
+            columns: Vec::new(),
+        }
     }
 
     pub fn len(&self) -> usize {

@@ -32,7 +32,13 @@ pub enum Matrix {
 
 impl CsrMatrix {
     pub fn empty(n_cols: usize) -> Self {
-        Self { n_rows: 0, n_cols, indptr: vec![0], indices: Vec::new(), data: Vec::new() }
+        Self {
+            n_rows: 0,
+            n_cols,
+            indptr: vec![0],
+            indices: Vec::new(),
+            data: Vec::new(),
+        }
     }
 
     pub fn nnz(&self) -> usize {
@@ -142,18 +148,30 @@ impl CsrMatrix {
                 next[ci as usize] += 1;
             }
         }
-        CsrMatrix { n_rows: self.n_cols, n_cols: self.n_rows, indptr, indices, data }
+        CsrMatrix {
+            n_rows: self.n_cols,
+            n_cols: self.n_rows,
+            indptr,
+            indices,
+            data,
+        }
     }
 
     /// Sum of each row.
     pub fn row_sums(&self) -> Vec<f64> {
-        (0..self.n_rows).map(|r| self.row(r).1.iter().map(|&v| v as f64).sum()).collect()
+        (0..self.n_rows)
+            .map(|r| self.row(r).1.iter().map(|&v| v as f64).sum())
+            .collect()
     }
 }
 
 impl DenseMatrix {
     pub fn zeros(n_rows: usize, n_cols: usize) -> Self {
-        Self { n_rows, n_cols, data: vec![0.0; n_rows * n_cols] }
+        Self {
+            n_rows,
+            n_cols,
+            data: vec![0.0; n_rows * n_cols],
+        }
     }
 
     pub fn row(&self, r: usize) -> &[f32] {
@@ -173,7 +191,11 @@ impl DenseMatrix {
         for &r in rows {
             data.extend_from_slice(self.row(r));
         }
-        DenseMatrix { n_rows: rows.len(), n_cols: self.n_cols, data }
+        DenseMatrix {
+            n_rows: rows.len(),
+            n_cols: self.n_cols,
+            data,
+        }
     }
 
     pub fn select_cols(&self, cols: &[usize]) -> DenseMatrix {
@@ -182,7 +204,11 @@ impl DenseMatrix {
             let row = self.row(r);
             data.extend(cols.iter().map(|&c| row[c]));
         }
-        DenseMatrix { n_rows: self.n_rows, n_cols: cols.len(), data }
+        DenseMatrix {
+            n_rows: self.n_rows,
+            n_cols: cols.len(),
+            data,
+        }
     }
 
     /// Drops zeros (explicit zeros are not kept).
@@ -318,7 +344,13 @@ mod tests {
 
     #[test]
     fn sort_indices_sorts_unsorted_rows() {
-        let mut m = CsrMatrix { n_rows: 1, n_cols: 3, indptr: vec![0, 2], indices: vec![2, 0], data: vec![5.0, 4.0] };
+        let mut m = CsrMatrix {
+            n_rows: 1,
+            n_cols: 3,
+            indptr: vec![0, 2],
+            indices: vec![2, 0],
+            data: vec![5.0, 4.0],
+        };
         m.sort_indices();
         assert_eq!(m.indices, vec![0, 2]);
         assert_eq!(m.data, vec![4.0, 5.0]);

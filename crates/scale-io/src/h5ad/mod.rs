@@ -33,7 +33,9 @@ pub struct H5adReader {
 
 impl H5adReader {
     pub fn open(path: &Path) -> Result<Self, H5adError> {
-        Ok(Self { path: path.to_path_buf() })
+        Ok(Self {
+            path: path.to_path_buf(),
+        })
     }
     pub fn path(&self) -> &Path {
         &self.path
