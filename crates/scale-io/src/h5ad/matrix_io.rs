@@ -1,0 +1,161 @@
+//! Reading matrices: `csr_matrix`, `csc_matrix` groups and dense `array` datasets, whole or by rows.
+
+use std::ops::Range;
+
+use hdf5::{Group, LocationType};
+
+use super::elem::{dtype_name, read_numeric, Src};
+use super::{MatrixEncoding, MatrixInfo};
+use crate::{CsrMatrix, DenseMatrix, H5adError, Matrix};
+
+/// Describes the matrix at `path` (relative to the file root) without reading its values.
+pub(crate) fn matrix_info(src: Src, root: &Group, path: &str) -> Result<MatrixInfo, H5adError> {
+    if !root.link_exists(path) {
+        return Err(src.missing(path));
+    }
+    match root.loc_type_by_name(path).map_err(|e| src.hdf5(path, e))? {
+        LocationType::Dataset => {
+            let ds = root.dataset(path).map_err(|e| src.hdf5(path, e))?;
+            let shape = ds.shape();
+            if shape.len() != 2 {
+                return Err(src.invalid(path, format!("expected a 2-D array, found shape {shape:?}")));
+            }
+            Ok(MatrixInfo {
+                encoding: MatrixEncoding::Dense,
+                n_rows: shape[0],
+                n_cols: shape[1],
+                dtype: dtype_name(&ds),
+                n_stored: shape[0] * shape[1],
+            })
+        }
+        LocationType::Group => {
+            let g = root.group(path).map_err(|e| src.hdf5(path, e))?;
+            let enc = src.encoding(&g, path)?.unwrap_or_default();
+            let encoding = match enc.as_str() {
+                "csr_matrix" => MatrixEncoding::Csr,
+                "csc_matrix" => MatrixEncoding::Csc,
+                other => {
+                    return Err(H5adError::UnknownEncoding {
+                        file: src.file.to_path_buf(),
+                        path: path.to_string(),
+                        found: other.to_string(),
+                        expected: "csr_matrix, csc_matrix or a dense array".into(),
+                    })
+                }
+            };
+            let shape = src.int_array_attr(&g, "shape", path)?;
+            if shape.len() != 2 || shape.iter().any(|&s| s < 0) {
+                return Err(src.invalid(path, format!("`shape` attribute must be two non-negative ints, found {shape:?}")));
+            }
+            let data = src.dataset(&g, "data", &format!("{path}/data"))?;
+            Ok(MatrixInfo {
+                encoding,
+                n_rows: shape[0] as usize,
+                n_cols: shape[1] as usize,
+                dtype: dtype_name(&data),
+                n_stored: data.size(),
+            })
+        }
+        other => Err(src.invalid(path, format!("expected a matrix, found an HDF5 {other:?}"))),
+    }
+}
+
+/// Reads the matrix at `path`, optionally only rows `rows` (CSC input is read whole, then sliced).
+pub(crate) fn read_matrix(src: Src, root: &Group, path: &str, rows: Option<Range<usize>>) -> Result<Matrix, H5adError> {
+    let info = matrix_info(src, root, path)?;
+    let rows = match rows {
+        Some(r) if r.start > r.end || r.end > info.n_rows => {
+            return Err(src.invalid(path, format!("requested rows {}..{} of {}", r.start, r.end, info.n_rows)))
+        }
+        Some(r) => r,
+        None => 0..info.n_rows,
+    };
+    match info.encoding {
+        MatrixEncoding::Dense => {
+            let ds = root.dataset(path).map_err(|e| src.hdf5(path, e))?;
+            let data: Vec<f32> = if rows.is_empty() || info.n_cols == 0 {
+                Vec::new()
+            } else if matches!(dtype_name(&ds).as_str(), "bool") {
+                return Err(src.invalid(path, "boolean matrices are not expression data"));
+            } else {
+                ds.read_slice::<f32, _, ndarray::Ix2>((rows.clone(), ..))
+                    .map_err(|e| src.hdf5(path, e))?
+                    .into_raw_vec_and_offset()
+                    .0
+            };
+            Ok(Matrix::Dense(DenseMatrix { n_rows: rows.len(), n_cols: info.n_cols, data }))
+        }
+        MatrixEncoding::Csr => {
+            let g = root.group(path).map_err(|e| src.hdf5(path, e))?;
+            read_compressed(src, &g, path, info.n_rows, info.n_cols, rows).map(Matrix::Csr)
+        }
+        MatrixEncoding::Csc => {
+            let g = root.group(path).map_err(|e| src.hdf5(path, e))?;
+            // CSC of (rows × cols) = CSR of its transpose (cols × rows).
+            let t = read_compressed(src, &g, path, info.n_cols, info.n_rows, 0..info.n_cols)?;
+            let mut m = t.transpose();
+            if rows != (0..info.n_rows) {
+                let sel: Vec<usize> = rows.collect();
+                m = m.select_rows(&sel);
+            }
+            Ok(Matrix::Csr(m))
+        }
+    }
+}
+
+/// Reads major-axis slices `rows` of a compressed sparse group and validates its structure.
+fn read_compressed(
+    src: Src,
+    g: &Group,
+    path: &str,
+    n_major: usize,
+    n_minor: usize,
+    rows: Range<usize>,
+) -> Result<CsrMatrix, H5adError> {
+    let p_indptr = format!("{path}/indptr");
+    let p_indices = format!("{path}/indices");
+    let p_data = format!("{path}/data");
+    let indptr_ds = src.dataset(g, "indptr", &p_indptr)?;
+    if indptr_ds.size() != n_major + 1 {
+        return Err(H5adError::LengthMismatch {
+            file: src.file.to_path_buf(),
+            path: p_indptr,
+            found: indptr_ds.size(),
+            expected: n_major + 1,
+            what: "indptr must have one entry per major-axis row plus one".into(),
+        });
+    }
+    let indptr: Vec<u64> = read_numeric::<i64>(src, &indptr_ds, &p_indptr, Some(rows.start..rows.end + 1))?
+        .into_iter()
+        .map(|v| v.max(0) as u64)
+        .collect();
+    let indices_ds = src.dataset(g, "indices", &p_indices)?;
+    let data_ds = src.dataset(g, "data", &p_data)?;
+    let (lo, hi) = (indptr[0] as usize, *indptr.last().unwrap_or(&0) as usize);
+    if indptr.windows(2).any(|w| w[1] < w[0]) {
+        return Err(src.invalid(&p_indptr, "indptr must be non-decreasing"));
+    }
+    if hi > indices_ds.size() || hi > data_ds.size() {
+        return Err(src.invalid(
+            &p_indptr,
+            format!(
+                "indptr points to element {hi} but indices has {} and data has {} elements (truncated file?)",
+                indices_ds.size(),
+                data_ds.size()
+            ),
+        ));
+    }
+    let indices_raw: Vec<i64> = read_numeric(src, &indices_ds, &p_indices, Some(lo..hi))?;
+    let data: Vec<f32> = read_numeric(src, &data_ds, &p_data, Some(lo..hi))?;
+    let mut indices = Vec::with_capacity(indices_raw.len());
+    for (k, &c) in indices_raw.iter().enumerate() {
+        if c < 0 || c as usize >= n_minor {
+            return Err(src.invalid(&p_indices, format!("index {c} at element {} is outside 0..{n_minor}", lo + k)));
+        }
+        indices.push(c as u32);
+    }
+    let indptr: Vec<u64> = indptr.iter().map(|&p| p - lo as u64).collect();
+    let mut m = CsrMatrix { n_rows: rows.len(), n_cols: n_minor, indptr, indices, data };
+    m.sort_indices();
+    Ok(m)
+}
