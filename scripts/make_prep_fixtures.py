@@ -123,11 +123,13 @@ def main() -> None:
     batch = b.obs["bio_rep"].cat.codes.to_numpy()
     make_case("papalexi", sp.csr_matrix(b.X), batch, list(b.var_names), 50)
 
-    # perturbench devel (Norman + McFaline), layers["counts"]; 300 random cells, batch = dataset
+    # perturbench devel (Norman + McFaline), layers["counts"]; 300 random cells. Batch = alternating
+    # halves: the real `dataset` split leaves ~130 McFaline cells whose tied low means make skmisc's
+    # loess stop with "near singularities", so no reference exists for it.
     a = ad.read_h5ad(SHARED / "data/perturbench_devel/devel_with_counts.h5ad")
     rows = np.sort(rng.choice(a.n_obs, 300, replace=False))
     b = a[rows]
-    batch = b.obs["dataset"].astype("category").cat.codes.to_numpy()
+    batch = np.arange(len(rows)) % 2
     make_case("perturbench", sp.csr_matrix(b.layers["counts"]), batch, list(b.var_names), 100)
 
 

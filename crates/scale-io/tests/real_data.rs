@@ -40,7 +40,9 @@ fn papalexi_shape_columns_and_perturbations() {
     assert_eq!(detect_space(&x), ExpressionSpace::RawCounts);
     // Row-range reads agree with the whole matrix.
     let Matrix::Csr(full) = &x else { panic!("csr expected") };
-    let Matrix::Csr(part) = r.read_x_rows(100..250).unwrap() else { panic!("csr expected") };
+    let Matrix::Csr(part) = r.read_x_rows(100..250).unwrap() else {
+        panic!("csr expected")
+    };
     let rows: Vec<usize> = (100..250).collect();
     assert_eq!(part, full.select_rows(&rows));
     // Sparse obsm is densified.
@@ -50,7 +52,9 @@ fn papalexi_shape_columns_and_perturbations() {
 
 #[test]
 fn perturbench_devel_index_name_layers_and_float64() {
-    let Some(p) = shared("perturbench_devel/devel_with_counts.h5ad") else { return };
+    let Some(p) = shared("perturbench_devel/devel_with_counts.h5ad") else {
+        return;
+    };
     let a = read_h5ad(&p).unwrap();
     assert_eq!((a.n_obs(), a.n_vars()), (5_961, 500));
     // var's index column is called `gene_symbol`, not `_index`.
@@ -62,7 +66,9 @@ fn perturbench_devel_index_name_layers_and_float64() {
 
 #[test]
 fn glioblastoma_reads() {
-    let Some(p) = shared("zhao2021_glioblastoma_panobinostat/glioblastoma_panobinostat.h5ad") else { return };
+    let Some(p) = shared("zhao2021_glioblastoma_panobinostat/glioblastoma_panobinostat.h5ad") else {
+        return;
+    };
     let a = read_h5ad(&p).unwrap();
     assert_eq!((a.n_obs(), a.n_vars()), (5_000, 300));
 }

@@ -17,15 +17,26 @@ pub(crate) struct Src<'a> {
 
 impl<'a> Src<'a> {
     pub fn hdf5(&self, path: &str, source: hdf5::Error) -> H5adError {
-        H5adError::Hdf5 { file: self.file.to_path_buf(), path: path.to_string(), source }
+        H5adError::Hdf5 {
+            file: self.file.to_path_buf(),
+            path: path.to_string(),
+            source,
+        }
     }
 
     pub fn missing(&self, path: &str) -> H5adError {
-        H5adError::Missing { file: self.file.to_path_buf(), path: path.to_string() }
+        H5adError::Missing {
+            file: self.file.to_path_buf(),
+            path: path.to_string(),
+        }
     }
 
     pub fn invalid(&self, path: &str, message: impl Into<String>) -> H5adError {
-        H5adError::Invalid { file: self.file.to_path_buf(), path: path.to_string(), message: message.into() }
+        H5adError::Invalid {
+            file: self.file.to_path_buf(),
+            path: path.to_string(),
+            message: message.into(),
+        }
     }
 
     pub fn group(&self, parent: &Group, name: &str, path: &str) -> Result<Group, H5adError> {
@@ -44,11 +55,19 @@ impl<'a> Src<'a> {
 
     /// A string attribute (variable- or fixed-length), `None` when absent.
     pub fn str_attr(&self, loc: &Location, name: &str, path: &str) -> Result<Option<String>, H5adError> {
-        if !loc.attr_names().map_err(|e| self.hdf5(path, e))?.iter().any(|n| n == name) {
+        if !loc
+            .attr_names()
+            .map_err(|e| self.hdf5(path, e))?
+            .iter()
+            .any(|n| n == name)
+        {
             return Ok(None);
         }
         let attr = loc.attr(name).map_err(|e| self.hdf5(path, e))?;
-        let desc = attr.dtype().and_then(|d| d.to_descriptor()).map_err(|e| self.hdf5(path, e))?;
+        let desc = attr
+            .dtype()
+            .and_then(|d| d.to_descriptor())
+            .map_err(|e| self.hdf5(path, e))?;
         let ctx = format!("{path} (attribute {name})");
         let s = match desc {
             TypeDescriptor::VarLenUnicode => attr.read_scalar::<VarLenUnicode>().map(|s| s.as_str().to_string()),
@@ -62,7 +81,12 @@ impl<'a> Src<'a> {
 
     /// A string-array attribute such as `column-order` (an empty one is stored as float64 of shape (0,)).
     pub fn str_array_attr(&self, loc: &Location, name: &str, path: &str) -> Result<Vec<String>, H5adError> {
-        if !loc.attr_names().map_err(|e| self.hdf5(path, e))?.iter().any(|n| n == name) {
+        if !loc
+            .attr_names()
+            .map_err(|e| self.hdf5(path, e))?
+            .iter()
+            .any(|n| n == name)
+        {
             return Ok(Vec::new());
         }
         let ctx = format!("{path} (attribute {name})");
@@ -70,20 +94,23 @@ impl<'a> Src<'a> {
         if attr.size() == 0 {
             return Ok(Vec::new());
         }
-        let desc = attr.dtype().and_then(|d| d.to_descriptor()).map_err(|e| self.hdf5(&ctx, e))?;
+        let desc = attr
+            .dtype()
+            .and_then(|d| d.to_descriptor())
+            .map_err(|e| self.hdf5(&ctx, e))?;
         let v = match desc {
-            TypeDescriptor::VarLenUnicode => {
-                attr.read_raw::<VarLenUnicode>().map(|v| v.iter().map(|s| s.as_str().to_string()).collect())
-            }
-            TypeDescriptor::VarLenAscii => {
-                attr.read_raw::<VarLenAscii>().map(|v| v.iter().map(|s| s.as_str().to_string()).collect())
-            }
-            TypeDescriptor::FixedAscii(_) => {
-                attr.read_raw::<FixedAscii<1024>>().map(|v| v.iter().map(|s| s.as_str().to_string()).collect())
-            }
-            TypeDescriptor::FixedUnicode(_) => {
-                attr.read_raw::<FixedUnicode<1024>>().map(|v| v.iter().map(|s| s.as_str().to_string()).collect())
-            }
+            TypeDescriptor::VarLenUnicode => attr
+                .read_raw::<VarLenUnicode>()
+                .map(|v| v.iter().map(|s| s.as_str().to_string()).collect()),
+            TypeDescriptor::VarLenAscii => attr
+                .read_raw::<VarLenAscii>()
+                .map(|v| v.iter().map(|s| s.as_str().to_string()).collect()),
+            TypeDescriptor::FixedAscii(_) => attr
+                .read_raw::<FixedAscii<1024>>()
+                .map(|v| v.iter().map(|s| s.as_str().to_string()).collect()),
+            TypeDescriptor::FixedUnicode(_) => attr
+                .read_raw::<FixedUnicode<1024>>()
+                .map(|v| v.iter().map(|s| s.as_str().to_string()).collect()),
             other => return Err(self.invalid(&ctx, format!("expected an array of strings, found {other}"))),
         };
         v.map_err(|e| self.hdf5(&ctx, e))
@@ -97,33 +124,54 @@ impl<'a> Src<'a> {
     /// An integer attribute array such as a sparse matrix's `shape`.
     pub fn int_array_attr(&self, loc: &Location, name: &str, path: &str) -> Result<Vec<i64>, H5adError> {
         let ctx = format!("{path} (attribute {name})");
-        if !loc.attr_names().map_err(|e| self.hdf5(path, e))?.iter().any(|n| n == name) {
+        if !loc
+            .attr_names()
+            .map_err(|e| self.hdf5(path, e))?
+            .iter()
+            .any(|n| n == name)
+        {
             return Err(self.missing(&ctx));
         }
-        loc.attr(name).and_then(|a| a.read_raw::<i64>()).map_err(|e| self.hdf5(&ctx, e))
+        loc.attr(name)
+            .and_then(|a| a.read_raw::<i64>())
+            .map_err(|e| self.hdf5(&ctx, e))
     }
 
     pub fn bool_attr(&self, loc: &Location, name: &str, path: &str) -> Result<bool, H5adError> {
-        if !loc.attr_names().map_err(|e| self.hdf5(path, e))?.iter().any(|n| n == name) {
+        if !loc
+            .attr_names()
+            .map_err(|e| self.hdf5(path, e))?
+            .iter()
+            .any(|n| n == name)
+        {
             return Ok(false);
         }
         let ctx = format!("{path} (attribute {name})");
         let attr = loc.attr(name).map_err(|e| self.hdf5(&ctx, e))?;
         match attr.read_scalar::<bool>() {
             Ok(b) => Ok(b),
-            Err(_) => attr.read_scalar::<i64>().map(|v| v != 0).map_err(|e| self.hdf5(&ctx, e)),
+            Err(_) => attr
+                .read_scalar::<i64>()
+                .map(|v| v != 0)
+                .map_err(|e| self.hdf5(&ctx, e)),
         }
     }
 }
 
 /// The dtype of a dataset as numpy would name it.
 pub(crate) fn dtype_name(ds: &Dataset) -> String {
-    ds.dtype().and_then(|d| d.to_descriptor()).map(|d| d.to_string()).unwrap_or_else(|_| "unknown".into())
+    ds.dtype()
+        .and_then(|d| d.to_descriptor())
+        .map(|d| d.to_string())
+        .unwrap_or_else(|_| "unknown".into())
 }
 
 /// Whether a numeric dataset holds a type we can convert to numbers.
 fn numeric_kind(src: Src, ds: &Dataset, path: &str) -> Result<TypeDescriptor, H5adError> {
-    let desc = ds.dtype().and_then(|d| d.to_descriptor()).map_err(|e| src.hdf5(path, e))?;
+    let desc = ds
+        .dtype()
+        .and_then(|d| d.to_descriptor())
+        .map_err(|e| src.hdf5(path, e))?;
     match desc {
         TypeDescriptor::Integer(_)
         | TypeDescriptor::Unsigned(_)
@@ -155,7 +203,10 @@ pub(crate) fn read_numeric<T: Num>(
     let n = ds.size();
     if let Some(r) = &range {
         if r.end > n || r.start > r.end {
-            return Err(src.invalid(path, format!("requested elements {}..{} of an array of {n}", r.start, r.end)));
+            return Err(src.invalid(
+                path,
+                format!("requested elements {}..{} of an array of {n}", r.start, r.end),
+            ));
         }
     }
     if matches!(desc, TypeDescriptor::Boolean | TypeDescriptor::Enum(_)) {
@@ -177,26 +228,32 @@ pub(crate) fn read_numeric<T: Num>(
 pub(crate) fn read_bool(src: Src, ds: &Dataset, path: &str) -> Result<Vec<bool>, H5adError> {
     match ds.read_raw::<bool>() {
         Ok(v) => Ok(v),
-        Err(_) => ds.read_raw::<i64>().map(|v| v.iter().map(|&x| x != 0).collect()).map_err(|e| src.hdf5(path, e)),
+        Err(_) => ds
+            .read_raw::<i64>()
+            .map(|v| v.iter().map(|&x| x != 0).collect())
+            .map_err(|e| src.hdf5(path, e)),
     }
 }
 
 /// Reads a 1-D string dataset (variable- or fixed-length, UTF-8 or ASCII).
 pub(crate) fn read_strings(src: Src, ds: &Dataset, path: &str) -> Result<Vec<String>, H5adError> {
-    let desc = ds.dtype().and_then(|d| d.to_descriptor()).map_err(|e| src.hdf5(path, e))?;
+    let desc = ds
+        .dtype()
+        .and_then(|d| d.to_descriptor())
+        .map_err(|e| src.hdf5(path, e))?;
     let res = match desc {
-        TypeDescriptor::VarLenUnicode => {
-            ds.read_raw::<VarLenUnicode>().map(|v| v.iter().map(|s| s.as_str().to_string()).collect())
-        }
-        TypeDescriptor::VarLenAscii => {
-            ds.read_raw::<VarLenAscii>().map(|v| v.iter().map(|s| s.as_str().to_string()).collect())
-        }
-        TypeDescriptor::FixedAscii(_) => {
-            ds.read_raw::<FixedAscii<1024>>().map(|v| v.iter().map(|s| s.as_str().to_string()).collect())
-        }
-        TypeDescriptor::FixedUnicode(_) => {
-            ds.read_raw::<FixedUnicode<1024>>().map(|v| v.iter().map(|s| s.as_str().to_string()).collect())
-        }
+        TypeDescriptor::VarLenUnicode => ds
+            .read_raw::<VarLenUnicode>()
+            .map(|v| v.iter().map(|s| s.as_str().to_string()).collect()),
+        TypeDescriptor::VarLenAscii => ds
+            .read_raw::<VarLenAscii>()
+            .map(|v| v.iter().map(|s| s.as_str().to_string()).collect()),
+        TypeDescriptor::FixedAscii(_) => ds
+            .read_raw::<FixedAscii<1024>>()
+            .map(|v| v.iter().map(|s| s.as_str().to_string()).collect()),
+        TypeDescriptor::FixedUnicode(_) => ds
+            .read_raw::<FixedUnicode<1024>>()
+            .map(|v| v.iter().map(|s| s.as_str().to_string()).collect()),
         TypeDescriptor::Integer(_) | TypeDescriptor::Unsigned(_) => {
             ds.read_raw::<i64>().map(|v| v.iter().map(|x| x.to_string()).collect())
         }
@@ -208,7 +265,10 @@ pub(crate) fn read_strings(src: Src, ds: &Dataset, path: &str) -> Result<Vec<Str
 
 /// Reads a scalar string dataset (`encoding-type: string`).
 pub(crate) fn read_scalar_string(src: Src, ds: &Dataset, path: &str) -> Result<String, H5adError> {
-    let desc = ds.dtype().and_then(|d| d.to_descriptor()).map_err(|e| src.hdf5(path, e))?;
+    let desc = ds
+        .dtype()
+        .and_then(|d| d.to_descriptor())
+        .map_err(|e| src.hdf5(path, e))?;
     let res = match desc {
         TypeDescriptor::VarLenUnicode => ds.read_scalar::<VarLenUnicode>().map(|s| s.as_str().to_string()),
         TypeDescriptor::VarLenAscii => ds.read_scalar::<VarLenAscii>().map(|s| s.as_str().to_string()),

@@ -20,7 +20,9 @@ pub(crate) fn read_frame(src: Src, root: &Group, path: &str, expected_len: Optio
             });
         }
     }
-    let index_name = src.str_attr(&g, "_index", path)?.ok_or_else(|| src.missing(&format!("{path} (attribute _index)")))?;
+    let index_name = src
+        .str_attr(&g, "_index", path)?
+        .ok_or_else(|| src.missing(&format!("{path} (attribute _index)")))?;
     let index_path = format!("{path}/{index_name}");
     let index = read_strings(src, &src.dataset(&g, &index_name, &index_path)?, &index_path)?;
     if let Some(n) = expected_len {
@@ -50,7 +52,11 @@ pub(crate) fn read_frame(src: Src, root: &Group, path: &str, expected_len: Optio
         }
         columns.push((name, col));
     }
-    Ok(Frame { index_name, index, columns })
+    Ok(Frame {
+        index_name,
+        index,
+        columns,
+    })
 }
 
 fn read_column(src: Src, g: &Group, name: &str, path: &str) -> Result<Column, H5adError> {
@@ -60,13 +66,18 @@ fn read_column(src: Src, g: &Group, name: &str, path: &str) -> Result<Column, H5
     match g.loc_type_by_name(name).map_err(|e| src.hdf5(path, e))? {
         LocationType::Dataset => {
             let ds = g.dataset(name).map_err(|e| src.hdf5(path, e))?;
-            let desc = ds.dtype().and_then(|d| d.to_descriptor()).map_err(|e| src.hdf5(path, e))?;
+            let desc = ds
+                .dtype()
+                .and_then(|d| d.to_descriptor())
+                .map_err(|e| src.hdf5(path, e))?;
             if ds.ndim() != 1 {
                 return Err(src.invalid(path, format!("expected a 1-D column, found shape {:?}", ds.shape())));
             }
             Ok(match desc {
                 TypeDescriptor::Float(_) => Column::Float(read_numeric(src, &ds, path, None)?),
-                TypeDescriptor::Integer(_) | TypeDescriptor::Unsigned(_) => Column::Int(read_numeric(src, &ds, path, None)?),
+                TypeDescriptor::Integer(_) | TypeDescriptor::Unsigned(_) => {
+                    Column::Int(read_numeric(src, &ds, path, None)?)
+                }
                 TypeDescriptor::Boolean | TypeDescriptor::Enum(_) => Column::Bool(read_bool(src, &ds, path)?),
                 _ => Column::String(read_strings(src, &ds, path)?),
             })
@@ -80,7 +91,13 @@ fn read_column(src: Src, g: &Group, name: &str, path: &str) -> Result<Column, H5
                     let vpath = format!("{path}/values");
                     let values: Vec<f64> = read_numeric(src, &src.dataset(&cg, "values", &vpath)?, &vpath, None)?;
                     let mask = read_mask(src, &cg, path)?;
-                    Ok(Column::Float(values.iter().zip(&mask).map(|(&v, &m)| if m { f64::NAN } else { v }).collect()))
+                    Ok(Column::Float(
+                        values
+                            .iter()
+                            .zip(&mask)
+                            .map(|(&v, &m)| if m { f64::NAN } else { v })
+                            .collect(),
+                    ))
                 }
                 "nullable-string-array" => {
                     let vpath = format!("{path}/values");
@@ -93,15 +110,26 @@ fn read_column(src: Src, g: &Group, name: &str, path: &str) -> Result<Column, H5
                     let codes = values
                         .iter()
                         .zip(&mask)
-                        .map(|(v, &m)| if m { -1 } else { cats.binary_search(v).map(|i| i as i32).unwrap_or(-1) })
+                        .map(|(v, &m)| {
+                            if m {
+                                -1
+                            } else {
+                                cats.binary_search(v).map(|i| i as i32).unwrap_or(-1)
+                            }
+                        })
                         .collect();
-                    Ok(Column::Categorical { codes, categories: cats, ordered: false })
+                    Ok(Column::Categorical {
+                        codes,
+                        categories: cats,
+                        ordered: false,
+                    })
                 }
                 other => Err(H5adError::UnknownEncoding {
                     file: src.file.to_path_buf(),
                     path: path.into(),
                     found: other.into(),
-                    expected: "categorical, nullable-integer, nullable-boolean, nullable-string-array or an array".into(),
+                    expected: "categorical, nullable-integer, nullable-boolean, nullable-string-array or an array"
+                        .into(),
                 }),
             }
         }
@@ -133,5 +161,9 @@ fn read_categorical(src: Src, cg: &Group, path: &str) -> Result<Column, H5adErro
         }
         codes.push(c as i32);
     }
-    Ok(Column::Categorical { codes, categories, ordered })
+    Ok(Column::Categorical {
+        codes,
+        categories,
+        ordered,
+    })
 }

@@ -45,7 +45,10 @@ pub(crate) fn matrix_info(src: Src, root: &Group, path: &str) -> Result<MatrixIn
             };
             let shape = src.int_array_attr(&g, "shape", path)?;
             if shape.len() != 2 || shape.iter().any(|&s| s < 0) {
-                return Err(src.invalid(path, format!("`shape` attribute must be two non-negative ints, found {shape:?}")));
+                return Err(src.invalid(
+                    path,
+                    format!("`shape` attribute must be two non-negative ints, found {shape:?}"),
+                ));
             }
             let data = src.dataset(&g, "data", &format!("{path}/data"))?;
             Ok(MatrixInfo {
@@ -65,7 +68,10 @@ pub(crate) fn read_matrix(src: Src, root: &Group, path: &str, rows: Option<Range
     let info = matrix_info(src, root, path)?;
     let rows = match rows {
         Some(r) if r.start > r.end || r.end > info.n_rows => {
-            return Err(src.invalid(path, format!("requested rows {}..{} of {}", r.start, r.end, info.n_rows)))
+            return Err(src.invalid(
+                path,
+                format!("requested rows {}..{} of {}", r.start, r.end, info.n_rows),
+            ))
         }
         Some(r) => r,
         None => 0..info.n_rows,
@@ -83,7 +89,11 @@ pub(crate) fn read_matrix(src: Src, root: &Group, path: &str, rows: Option<Range
                     .into_raw_vec_and_offset()
                     .0
             };
-            Ok(Matrix::Dense(DenseMatrix { n_rows: rows.len(), n_cols: info.n_cols, data }))
+            Ok(Matrix::Dense(DenseMatrix {
+                n_rows: rows.len(),
+                n_cols: info.n_cols,
+                data,
+            }))
         }
         MatrixEncoding::Csr => {
             let g = root.group(path).map_err(|e| src.hdf5(path, e))?;
@@ -150,12 +160,21 @@ fn read_compressed(
     let mut indices = Vec::with_capacity(indices_raw.len());
     for (k, &c) in indices_raw.iter().enumerate() {
         if c < 0 || c as usize >= n_minor {
-            return Err(src.invalid(&p_indices, format!("index {c} at element {} is outside 0..{n_minor}", lo + k)));
+            return Err(src.invalid(
+                &p_indices,
+                format!("index {c} at element {} is outside 0..{n_minor}", lo + k),
+            ));
         }
         indices.push(c as u32);
     }
     let indptr: Vec<u64> = indptr.iter().map(|&p| p - lo as u64).collect();
-    let mut m = CsrMatrix { n_rows: rows.len(), n_cols: n_minor, indptr, indices, data };
+    let mut m = CsrMatrix {
+        n_rows: rows.len(),
+        n_cols: n_minor,
+        indptr,
+        indices,
+        data,
+    };
     m.sort_indices();
     Ok(m)
 }

@@ -49,9 +49,15 @@ impl H5adReader {
     /// Opens the file and reads the shape (from `X`, else from the obs/var indexes).
     pub fn open(path: &Path) -> Result<Self, H5adError> {
         if let Err(source) = std::fs::metadata(path) {
-            return Err(H5adError::Io { file: path.to_path_buf(), source });
+            return Err(H5adError::Io {
+                file: path.to_path_buf(),
+                source,
+            });
         }
-        let file = File::open(path).map_err(|e| H5adError::NotHdf5 { file: path.to_path_buf(), reason: e.to_string() })?;
+        let file = File::open(path).map_err(|e| H5adError::NotHdf5 {
+            file: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
         let src = Src { file: path };
         let (n_obs, n_vars) = if file.link_exists("X") {
             let info = matrix_io::matrix_info(src, &file, "X")?;
@@ -62,7 +68,12 @@ impl H5adReader {
             let var = frame_io::read_frame(src, &file, "var", None)?;
             (obs.len(), var.len())
         };
-        Ok(Self { path: path.to_path_buf(), file, n_obs, n_vars })
+        Ok(Self {
+            path: path.to_path_buf(),
+            file,
+            n_obs,
+            n_vars,
+        })
     }
 
     fn src(&self) -> Src<'_> {
@@ -183,7 +194,11 @@ impl H5adReader {
         let x = if self.file.link_exists("X") {
             self.read_x()?
         } else {
-            Matrix::Dense(DenseMatrix { n_rows: self.n_obs, n_cols: 0, data: Vec::new() })
+            Matrix::Dense(DenseMatrix {
+                n_rows: self.n_obs,
+                n_cols: 0,
+                data: Vec::new(),
+            })
         };
         let mut layers = Vec::new();
         for k in self.layer_keys()? {
@@ -199,7 +214,14 @@ impl H5adReader {
             }
         }
         let uns = self.read_uns_strings()?;
-        Ok(AnnData { x, obs, var, layers, obsm, uns })
+        Ok(AnnData {
+            x,
+            obs,
+            var,
+            layers,
+            obsm,
+            uns,
+        })
     }
 }
 
@@ -210,14 +232,20 @@ pub fn read_h5ad(path: &Path) -> Result<AnnData, H5adError> {
 
 /// A sibling temp path for atomic writes.
 pub(crate) fn temp_path(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "out.h5ad".into());
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "out.h5ad".into());
     path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
 }
 
 pub(crate) fn commit(tmp: &Path, path: &Path) -> Result<(), H5adError> {
     std::fs::rename(tmp, path).map_err(|source| {
         let _ = std::fs::remove_file(tmp);
-        H5adError::Io { file: path.to_path_buf(), source }
+        H5adError::Io {
+            file: path.to_path_buf(),
+            source,
+        }
     })
 }
 

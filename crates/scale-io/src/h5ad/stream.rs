@@ -49,7 +49,17 @@ impl H5adStreamWriter {
             .create("indices")
             .map_err(|e| src.hdf5("X/indices", e))?;
         write_io::write_frame(src, &file, "var", var)?;
-        Ok(Self { path: path.to_path_buf(), tmp, file, data, indices, indptr: vec![0], n_cols: var.len(), nnz: 0, finished: false })
+        Ok(Self {
+            path: path.to_path_buf(),
+            tmp,
+            file,
+            data,
+            indices,
+            indptr: vec![0],
+            n_cols: var.len(),
+            nnz: 0,
+            finished: false,
+        })
     }
 
     pub fn rows_written(&self) -> usize {
@@ -60,16 +70,23 @@ impl H5adStreamWriter {
     pub fn write_rows(&mut self, rows: &CsrMatrix) -> Result<(), H5adError> {
         let src = Src { file: &self.path };
         if rows.n_cols != self.n_cols {
-            return Err(src.invalid("X", format!("row block has {} columns, var has {}", rows.n_cols, self.n_cols)));
+            return Err(src.invalid(
+                "X",
+                format!("row block has {} columns, var has {}", rows.n_cols, self.n_cols),
+            ));
         }
         let add = rows.nnz();
         if add > 0 {
             let (a, b) = (self.nnz, self.nnz + add);
             self.data.resize(b).map_err(|e| src.hdf5("X/data", e))?;
-            self.data.write_slice(&rows.data, a..b).map_err(|e| src.hdf5("X/data", e))?;
+            self.data
+                .write_slice(&rows.data, a..b)
+                .map_err(|e| src.hdf5("X/data", e))?;
             let idx: Vec<i32> = rows.indices.iter().map(|&i| i as i32).collect();
             self.indices.resize(b).map_err(|e| src.hdf5("X/indices", e))?;
-            self.indices.write_slice(&idx, a..b).map_err(|e| src.hdf5("X/indices", e))?;
+            self.indices
+                .write_slice(&idx, a..b)
+                .map_err(|e| src.hdf5("X/indices", e))?;
         }
         let base = self.nnz as i64;
         self.indptr.extend(rows.indptr[1..].iter().map(|&p| base + p as i64));

@@ -78,7 +78,11 @@ fn write_strings(src: Src, parent: &Group, name: &str, path: &str, values: &[Str
 pub(crate) fn write_frame(src: Src, root: &Group, path: &str, frame: &Frame) -> Result<(), H5adError> {
     let g = new_group(src, root, path, path)?;
     encoding_attrs(src, &g, path, "dataframe", "0.2.0")?;
-    let index_name = if frame.index_name.is_empty() { "_index" } else { frame.index_name.as_str() };
+    let index_name = if frame.index_name.is_empty() {
+        "_index"
+    } else {
+        frame.index_name.as_str()
+    };
     str_attr(src, &g, path, "_index", index_name)?;
     let names: Vec<String> = frame.columns.iter().map(|(n, _)| n.clone()).collect();
     str_array_attr(src, &g, path, "column-order", &names)?;
@@ -95,7 +99,11 @@ pub(crate) fn write_frame(src: Src, root: &Group, path: &str, frame: &Frame) -> 
             });
         }
         match col {
-            Column::Categorical { codes, categories, ordered } => {
+            Column::Categorical {
+                codes,
+                categories,
+                ordered,
+            } => {
                 let cg = new_group(src, &g, name, &cpath)?;
                 encoding_attrs(src, &cg, &cpath, "categorical", "0.2.0")?;
                 cg.new_attr::<bool>()
@@ -157,7 +165,11 @@ pub(crate) fn write_csr(src: Src, parent: &Group, name: &str, path: &str, m: &Cs
 pub(crate) fn write_dense(src: Src, parent: &Group, name: &str, path: &str, m: &DenseMatrix) -> Result<(), H5adError> {
     let arr = ndarray::ArrayView2::from_shape((m.n_rows, m.n_cols), &m.data)
         .map_err(|e| src.invalid(path, format!("dense matrix data does not match its shape: {e}")))?;
-    let ds = parent.new_dataset_builder().with_data(arr).create(name).map_err(|e| src.hdf5(path, e))?;
+    let ds = parent
+        .new_dataset_builder()
+        .with_data(arr)
+        .create(name)
+        .map_err(|e| src.hdf5(path, e))?;
     encoding_attrs(src, &ds, path, "array", "0.2.0")
 }
 

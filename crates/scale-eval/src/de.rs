@@ -1,0 +1,547 @@
+//! Differential expression of every perturbation against the control cells (pdex 0.3.0, mode "ref",
+//! as cell-eval 0.8.2 calls it: `is_log1p=True`, `geometric_mean=True`, `epsilon=0`).
+//!
+//! Per gene and perturbation: two-sided Mann-Whitney U (normal approximation, tie + continuity
+//! correction), Benjamini-Hochberg FDR per perturbation over all genes, count-space means
+//! `expm1(mean(X))` and log2 fold change / percent change of those means.
+//!
+//! Speed: genes are processed in parallel blocks straight from the CSR rows (a binary search per
+//! row finds the block; no full transpose is materialised). Within a gene, zeros are one tie block
+//! handled analytically; each group's non-zeros are sorted once and every perturbation is merged
+//! against the once-sorted control values by binary search, so the cost is
+//! O(nnz log nnz_control) per gene instead of re-ranking control cells per perturbation.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use rayon::prelude::*;
+use scale_io::Matrix;
+
+use crate::error::{EvalError, Result};
+use crate::fmt::{csv_field, fmt_f32, fmt_f64, parse_csv, parse_float, write_atomic};
+use crate::groups::Groups;
+use crate::stats::{bh_fdr, mwu_from_rank_sum};
+use crate::Progress;
+
+/// Genes per parallel work item.
+const GENE_BLOCK: usize = 64;
+
+/// The rows of one perturbation in a DE table (pdex's output schema).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeBlock {
+    pub target: String,
+    /// Index into [`DeTable::features`], one per row.
+    pub feature: Vec<u32>,
+    /// Count-space geometric means (float32 in pdex).
+    pub target_mean: Vec<f32>,
+    pub ref_mean: Vec<f32>,
+    pub target_membership: Vec<i64>,
+    pub ref_membership: Vec<i64>,
+    pub log2_fold_change: Vec<f64>,
+    pub percent_change: Vec<f64>,
+    pub p_value: Vec<f64>,
+    pub statistic: Vec<f64>,
+    pub fdr: Vec<f64>,
+}
+
+impl DeBlock {
+    pub fn len(&self) -> usize {
+        self.feature.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.feature.is_empty()
+    }
+}
+
+/// A DE table: blocks in output order (perturbations sorted), features interned.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DeTable {
+    pub features: Vec<String>,
+    pub blocks: Vec<DeBlock>,
+}
+
+/// Per-gene results of one gene block: `[gene_in_block][pert]`.
+struct BlockOut {
+    ref_mean: Vec<f32>,
+    target_mean: Vec<f32>,
+    stat: Vec<f64>,
+    p: Vec<f64>,
+}
+
+/// Sum in float32 of `v * (1/n)` in cell order: what scipy's CSR `mean(axis=0)` does on float32
+/// data (scale each stored value, then a float32 column sum). Dense input: numpy's float32
+/// column sum divided by n.
+#[inline]
+fn mean_f32(vals: &[f32], n: usize, dense: bool) -> f32 {
+    if n == 0 {
+        return f32::NAN;
+    }
+    if dense {
+        let mut s = 0f32;
+        for &v in vals {
+            s += v;
+        }
+        s / n as f32
+    } else {
+        let inv = (1.0f64 / n as f64) as f32;
+        let mut s = 0f32;
+        for &v in vals {
+            s += v * inv;
+        }
+        s
+    }
+}
+
+/// Rank sum and tie term of a sorted target sample against the sorted control non-zeros, with
+/// `nz` implicit zeros in total of which `nz_a` are in the target.
+/// `ctrl_tie_nz`: sum of `t^3 - t` over the control's own tie blocks among non-zeros.
+fn rank_sum_vs_sorted(target: &[f32], ctrl: &[f32], nz: usize, nz_a: usize, ctrl_tie_nz: f64) -> (f64, f64) {
+    let nzf = nz as f64;
+    let mut r1 = nz_a as f64 * (nzf + 1.0) / 2.0;
+    let mut tie = nzf * nzf * nzf - nzf + ctrl_tie_nz;
+    let mut i = 0;
+    let mut lo = 0usize; // control values < current target value start at or after `lo`
+    while i < target.len() {
+        let v = target[i];
+        let mut j = i + 1;
+        while j < target.len() && target[j] == v {
+            j += 1;
+        }
+        let a = (j - i) as f64;
+        let less_c = lo + ctrl[lo..].partition_point(|&c| c < v);
+        let eq_end = less_c + ctrl[less_c..].partition_point(|&c| c <= v);
+        let b = (eq_end - less_c) as f64;
+        lo = less_c;
+        let t = a + b;
+        tie += (t * t * t - t) - (b * b * b - b);
+        // combined position before this tie block among non-zeros: i target + less_c control values
+        let avg = nzf + (i + less_c) as f64 + (t + 1.0) / 2.0;
+        r1 += a * avg;
+        i = j;
+    }
+    (r1, tie)
+}
+
+fn tie_term_sorted(v: &[f32]) -> f64 {
+    let mut tie = 0.0;
+    let mut i = 0;
+    while i < v.len() {
+        let mut j = i + 1;
+        while j < v.len() && v[j] == v[i] {
+            j += 1;
+        }
+        let t = (j - i) as f64;
+        tie += t * t * t - t;
+        i = j;
+    }
+    tie
+}
+
+/// Runs DE for every non-control group of `groups` against the control.
+/// `x`: cells × genes, log1p-normalised; `genes`: one name per column.
+pub fn differential_expression(x: &Matrix, genes: &[String], groups: &Groups, progress: &dyn Progress) -> DeTable {
+    let n_genes = x.n_cols();
+    let n_groups = groups.names.len();
+    let dense = matches!(x, Matrix::Dense(_));
+    let pert_codes: Vec<usize> = groups.perts().map(|(c, _)| c).collect();
+    let n_perts = pert_codes.len();
+    let ctrl = groups.control;
+    let n_ctrl = groups.counts[ctrl];
+    progress.start("DE", n_genes as u64);
+
+    let blocks: Vec<(usize, BlockOut)> = (0..n_genes.div_ceil(GENE_BLOCK))
+        .into_par_iter()
+        .map(|b| {
+            let g0 = b * GENE_BLOCK;
+            let g1 = (g0 + GENE_BLOCK).min(n_genes);
+            let nb = g1 - g0;
+            // Column slab of this block: per gene, (code, value) in cell order.
+            let mut cols: Vec<Vec<(u32, f32)>> = vec![Vec::new(); nb];
+            match x {
+                Matrix::Csr(m) => {
+                    for r in 0..m.n_rows {
+                        let (idx, val) = m.row(r);
+                        let start = idx.partition_point(|&c| (c as usize) < g0);
+                        let code = groups.codes[r];
+                        for k in start..idx.len() {
+                            let c = idx[k] as usize;
+                            if c >= g1 {
+                                break;
+                            }
+                            // explicit zeros join the zero tie block
+                            if val[k] != 0.0 {
+                                cols[c - g0].push((code, val[k]));
+                            }
+                        }
+                    }
+                }
+                Matrix::Dense(m) => {
+                    for r in 0..m.n_rows {
+                        let row = &m.row(r)[g0..g1];
+                        let code = groups.codes[r];
+                        for (k, &v) in row.iter().enumerate() {
+                            if v != 0.0 {
+                                cols[k].push((code, v));
+                            }
+                        }
+                    }
+                }
+            }
+            let mut out = BlockOut {
+                ref_mean: Vec::with_capacity(nb),
+                target_mean: Vec::with_capacity(nb * n_perts),
+                stat: Vec::with_capacity(nb * n_perts),
+                p: Vec::with_capacity(nb * n_perts),
+            };
+            let mut offsets = vec![0usize; n_groups + 1];
+            let mut buf: Vec<f32> = Vec::new();
+            for col in &cols {
+                // counting sort by group, keeping cell order inside a group
+                offsets.iter_mut().for_each(|o| *o = 0);
+                for &(c, _) in col {
+                    offsets[c as usize + 1] += 1;
+                }
+                for i in 0..n_groups {
+                    offsets[i + 1] += offsets[i];
+                }
+                buf.clear();
+                buf.resize(col.len(), 0.0);
+                let mut next = offsets.clone();
+                for &(c, v) in col {
+                    buf[next[c as usize]] = v;
+                    next[c as usize] += 1;
+                }
+                // means before sorting (the float32 sum is order dependent)
+                let ref_vals = &buf[offsets[ctrl]..offsets[ctrl + 1]];
+                out.ref_mean.push(mean_f32(ref_vals, n_ctrl, dense));
+                for &pc in &pert_codes {
+                    out.target_mean
+                        .push(mean_f32(&buf[offsets[pc]..offsets[pc + 1]], groups.counts[pc], dense));
+                }
+                for g in 0..n_groups {
+                    buf[offsets[g]..offsets[g + 1]].sort_unstable_by(|a, b| a.total_cmp(b));
+                }
+                let ref_sorted = &buf[offsets[ctrl]..offsets[ctrl + 1]];
+                let ctrl_tie = tie_term_sorted(ref_sorted);
+                for &pc in &pert_codes {
+                    let t = &buf[offsets[pc]..offsets[pc + 1]];
+                    let (n_a, n_b) = (groups.counts[pc], n_ctrl);
+                    let nz = n_a + n_b - t.len() - ref_sorted.len();
+                    let nz_a = n_a - t.len();
+                    let (r1, tie) = rank_sum_vs_sorted(t, ref_sorted, nz, nz_a, ctrl_tie);
+                    let (u, p) = mwu_from_rank_sum(r1, n_a, n_b, tie);
+                    out.stat.push(u);
+                    out.p.push(p);
+                }
+            }
+            progress.inc(nb as u64);
+            (g0, out)
+        })
+        .collect();
+
+    // Scatter the gene-major block outputs into perturbation-major columns.
+    let mut ref_mean = vec![0f32; n_genes];
+    let mut t_mean = vec![0f32; n_perts * n_genes];
+    let mut stat = vec![0f64; n_perts * n_genes];
+    let mut pval = vec![0f64; n_perts * n_genes];
+    for (g0, out) in blocks {
+        for (k, &rm) in out.ref_mean.iter().enumerate() {
+            let g = g0 + k;
+            ref_mean[g] = rm;
+            for pi in 0..n_perts {
+                t_mean[pi * n_genes + g] = out.target_mean[k * n_perts + pi];
+                stat[pi * n_genes + g] = out.stat[k * n_perts + pi];
+                pval[pi * n_genes + g] = out.p[k * n_perts + pi];
+            }
+        }
+    }
+    progress.finish();
+
+    let ref_bulk: Vec<f32> = ref_mean.iter().map(|&m| expm1_f32(m)).collect();
+    let blocks: Vec<DeBlock> = pert_codes
+        .par_iter()
+        .enumerate()
+        .map(|(pi, &pc)| {
+            let sl = pi * n_genes..(pi + 1) * n_genes;
+            let target_bulk: Vec<f32> = t_mean[sl.clone()].iter().map(|&m| expm1_f32(m)).collect();
+            let p_value = pval[sl.clone()].to_vec();
+            let fdr = bh_fdr(&p_value);
+            let log2_fold_change = target_bulk.iter().zip(&ref_bulk).map(|(&t, &r)| log2_fc(t, r)).collect();
+            let percent_change = target_bulk
+                .iter()
+                .zip(&ref_bulk)
+                .map(|(&t, &r)| pct_change(t, r))
+                .collect();
+            DeBlock {
+                target: groups.names[pc].clone(),
+                feature: (0..n_genes as u32).collect(),
+                target_mean: target_bulk,
+                ref_mean: ref_bulk.clone(),
+                target_membership: vec![groups.counts[pc] as i64; n_genes],
+                ref_membership: vec![n_ctrl as i64; n_genes],
+                log2_fold_change,
+                percent_change,
+                p_value,
+                statistic: stat[sl].to_vec(),
+                fdr,
+            }
+        })
+        .collect();
+    DeTable {
+        features: genes.to_vec(),
+        blocks,
+    }
+}
+
+/// pdex's `_expm1_vec` on a float32 mean (float32 result).
+fn expm1_f32(m: f32) -> f32 {
+    (m as f64).exp_m1() as f32
+}
+
+/// pdex `log2_fold_change` with epsilon 0: float32 means promoted to float64 by numba, `0/0 -> 0`,
+/// one-sided zeros give +-inf.
+pub fn log2_fc(t: f32, r: f32) -> f64 {
+    let v = ((t as f64) / (r as f64)).log2();
+    if v.is_nan() {
+        0.0
+    } else {
+        v
+    }
+}
+
+/// pdex `percent_change` with epsilon 0: the difference is taken in float32 (both means are
+/// float32), the division in float64; `0/0 -> 0`.
+pub fn pct_change(t: f32, r: f32) -> f64 {
+    let v = ((t - r) as f64) / (r as f64);
+    if v.is_nan() {
+        0.0
+    } else {
+        v
+    }
+}
+
+const DE_COLUMNS: [&str; 11] = [
+    "target",
+    "feature",
+    "target_mean",
+    "ref_mean",
+    "target_membership",
+    "ref_membership",
+    "log2_fold_change",
+    "percent_change",
+    "p_value",
+    "statistic",
+    "fdr",
+];
+
+impl DeTable {
+    pub fn n_rows(&self) -> usize {
+        self.blocks.iter().map(|b| b.len()).sum()
+    }
+
+    /// The block of perturbation `target`.
+    pub fn block(&self, target: &str) -> Option<&DeBlock> {
+        self.blocks.iter().find(|b| b.target == target)
+    }
+
+    /// pdex's CSV (polars `write_csv`), written atomically.
+    pub fn write_csv(&self, path: &Path) -> Result<()> {
+        let mut s = String::with_capacity(self.n_rows() * 120);
+        s.push_str(&DE_COLUMNS.join(","));
+        s.push('\n');
+        for b in &self.blocks {
+            let target = csv_field(&b.target);
+            for i in 0..b.len() {
+                let f = csv_field(&self.features[b.feature[i] as usize]);
+                s.push_str(&format!(
+                    "{target},{f},{},{},{},{},{},{},{},{},{}\n",
+                    fmt_f32(b.target_mean[i]),
+                    fmt_f32(b.ref_mean[i]),
+                    b.target_membership[i],
+                    b.ref_membership[i],
+                    fmt_f64(b.log2_fold_change[i]),
+                    fmt_f64(b.percent_change[i]),
+                    fmt_f64(b.p_value[i]),
+                    fmt_f64(b.statistic[i]),
+                    fmt_f64(b.fdr[i]),
+                ));
+            }
+        }
+        write_atomic(path, s.as_bytes())
+    }
+
+    /// Reads a DE CSV (pdex's or cell-eval's schema). Required columns: target, feature,
+    /// log2_fold_change, p_value, fdr; the others are optional (NaN / 0 when absent). Rows are grouped
+    /// by target in order of first appearance, keeping their order (it breaks ties in the rankings).
+    /// Feature names are interned against `genes` first so computed and read tables share ids.
+    pub fn read_csv(path: &Path, genes: &[String]) -> Result<DeTable> {
+        let err = |message: String| EvalError::Csv {
+            file: path.to_path_buf(),
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| EvalError::Io {
+            file: path.to_path_buf(),
+            source,
+        })?;
+        let rows = parse_csv(&text);
+        let header = rows.first().ok_or_else(|| err("empty file; expected a header row".into()))?;
+        let col = |name: &str| header.iter().position(|h| h == name);
+        let need = |name: &str| col(name).ok_or_else(|| err(format!("missing column `{name}`; header is {header:?}")));
+        let (ct, cf, cl, cp, cq) = (
+            need("target")?,
+            need("feature")?,
+            need("log2_fold_change")?,
+            need("p_value")?,
+            need("fdr")?,
+        );
+        let (ctm, crm, ctn, crn, cpc, cs) = (
+            col("target_mean"),
+            col("ref_mean"),
+            col("target_membership"),
+            col("ref_membership"),
+            col("percent_change"),
+            col("statistic"),
+        );
+        let mut table = DeTable {
+            features: genes.to_vec(),
+            blocks: Vec::new(),
+        };
+        let mut fid: HashMap<String, u32> = genes.iter().enumerate().map(|(i, g)| (g.clone(), i as u32)).collect();
+        let mut bid: HashMap<String, usize> = HashMap::new();
+        for (line, r) in rows.iter().enumerate().skip(1) {
+            if r.len() == 1 && r[0].is_empty() {
+                continue;
+            }
+            if r.len() != header.len() {
+                return Err(err(format!(
+                    "line {}: {} fields; expected {} like the header",
+                    line + 1,
+                    r.len(),
+                    header.len()
+                )));
+            }
+            let num = |c: usize, what: &str| -> Result<f64> {
+                parse_float(&r[c]).ok_or_else(|| {
+                    err(format!("line {}: column `{what}`: `{}` is not a number", line + 1, r[c]))
+                })
+            };
+            let opt = |c: Option<usize>| c.and_then(|c| parse_float(&r[c])).unwrap_or(f64::NAN);
+            let b = *bid.entry(r[ct].clone()).or_insert_with(|| {
+                table.blocks.push(DeBlock {
+                    target: r[ct].clone(),
+                    feature: vec![],
+                    target_mean: vec![],
+                    ref_mean: vec![],
+                    target_membership: vec![],
+                    ref_membership: vec![],
+                    log2_fold_change: vec![],
+                    percent_change: vec![],
+                    p_value: vec![],
+                    statistic: vec![],
+                    fdr: vec![],
+                });
+                table.blocks.len() - 1
+            });
+            let f = match fid.get(&r[cf]) {
+                Some(&f) => f,
+                None => {
+                    table.features.push(r[cf].clone());
+                    let f = (table.features.len() - 1) as u32;
+                    fid.insert(r[cf].clone(), f);
+                    f
+                }
+            };
+            let blk = &mut table.blocks[b];
+            blk.feature.push(f);
+            blk.log2_fold_change.push(num(cl, "log2_fold_change")?);
+            blk.p_value.push(num(cp, "p_value")?);
+            blk.fdr.push(num(cq, "fdr")?);
+            blk.target_mean.push(opt(ctm) as f32);
+            blk.ref_mean.push(opt(crm) as f32);
+            blk.target_membership.push(opt(ctn) as i64);
+            blk.ref_membership.push(opt(crn) as i64);
+            blk.percent_change.push(opt(cpc));
+            blk.statistic.push(opt(cs));
+        }
+        Ok(table)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::rank_average;
+    use scale_io::{CsrMatrix, DenseMatrix};
+
+    /// Reference: rank the concatenation directly.
+    fn brute(t: &[f64], c: &[f64]) -> (f64, f64) {
+        let all: Vec<f64> = t.iter().chain(c).copied().collect();
+        let r = rank_average(&all);
+        let r1: f64 = r[..t.len()].iter().sum();
+        let mut s = all.clone();
+        s.sort_by(|a, b| a.total_cmp(b));
+        let mut tie = 0.0;
+        let mut i = 0;
+        while i < s.len() {
+            let mut j = i + 1;
+            while j < s.len() && s[j] == s[i] {
+                j += 1;
+            }
+            let k = (j - i) as f64;
+            tie += k * k * k - k;
+            i = j;
+        }
+        mwu_from_rank_sum(r1, t.len(), c.len(), tie)
+    }
+
+    #[test]
+    fn sparse_merge_equals_brute_force_ranking() {
+        let t = [0.0, 0.0, 1.5, 2.0, 2.0, 3.0, 0.5];
+        let c = [0.0, 2.0, 1.5, 0.0, 0.0, 4.0, 2.0, 0.5, 0.5];
+        let mut tn: Vec<f32> = t.iter().filter(|&&v| v != 0.0).map(|&v| v as f32).collect();
+        let mut cn: Vec<f32> = c.iter().filter(|&&v| v != 0.0).map(|&v| v as f32).collect();
+        tn.sort_by(|a, b| a.total_cmp(b));
+        cn.sort_by(|a, b| a.total_cmp(b));
+        let nz = t.len() + c.len() - tn.len() - cn.len();
+        let (r1, tie) = rank_sum_vs_sorted(&tn, &cn, nz, t.len() - tn.len(), tie_term_sorted(&cn));
+        let fast = mwu_from_rank_sum(r1, t.len(), c.len(), tie);
+        let slow = brute(&t, &c);
+        assert_eq!(fast.0, slow.0);
+        assert!((fast.1 - slow.1).abs() < 1e-15);
+    }
+
+    #[test]
+    fn dense_and_sparse_inputs_agree_and_zero_genes_are_null() {
+        // 6 control cells, 3 of "A"; gene 1 all zero.
+        let d = DenseMatrix {
+            n_rows: 9,
+            n_cols: 2,
+            data: vec![1.0, 0.0, 0.5, 0.0, 0.0, 0.0, 2.0, 0.0, 0.5, 0.0, 0.0, 0.0, 3.0, 0.0, 2.5, 0.0, 4.0, 0.0],
+        };
+        let labels = ["c", "c", "c", "c", "c", "c", "A", "A", "A"];
+        let g = Groups::new(&labels, "c").unwrap();
+        let genes = vec!["g0".to_string(), "g1".to_string()];
+        let dense = differential_expression(&Matrix::Dense(d.clone()), &genes, &g, &crate::NoProgress);
+        let csr: CsrMatrix = d.to_csr();
+        let sparse = differential_expression(&Matrix::Csr(csr), &genes, &g, &crate::NoProgress);
+        let (bd, bs) = (&dense.blocks[0], &sparse.blocks[0]);
+        assert_eq!(bd.p_value, bs.p_value);
+        assert_eq!(bd.statistic, bs.statistic);
+        // all-zero gene: p = 1, lfc 0 (0/0), U = n1*n2/2
+        assert_eq!(bs.p_value[1], 1.0);
+        assert_eq!(bs.log2_fold_change[1], 0.0);
+        assert_eq!(bs.statistic[1], 9.0);
+        let (u, p) = brute(&[3.0, 2.5, 4.0], &[1.0, 0.5, 0.0, 2.0, 0.5, 0.0]);
+        assert_eq!(bs.statistic[0], u);
+        assert!((bs.p_value[0] - p).abs() < 1e-15);
+    }
+
+    #[test]
+    fn one_sided_zero_gives_infinite_lfc() {
+        assert_eq!(log2_fc(1.0, 0.0), f64::INFINITY);
+        assert_eq!(log2_fc(0.0, 1.0), f64::NEG_INFINITY);
+        assert_eq!(log2_fc(0.0, 0.0), 0.0);
+        assert_eq!(pct_change(0.0, 0.0), 0.0);
+    }
+}
