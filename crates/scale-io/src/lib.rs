@@ -11,6 +11,7 @@ pub mod frame;
 pub mod h5ad;
 pub mod matrix;
 pub mod space;
+pub mod validate;
 
 pub use anndata::AnnData;
 pub use error::H5adError;
@@ -18,3 +19,4 @@ pub use frame::{Column, Frame};
 pub use h5ad::{read_h5ad, write_h5ad, H5adReader, H5adStreamWriter, MatrixEncoding, MatrixInfo};
 pub use matrix::{CsrMatrix, DenseMatrix, Matrix};
 pub use space::{detect_space, ExpressionSpace};
+pub use validate::{check_counts, check_finite};

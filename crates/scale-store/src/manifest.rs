@@ -1,0 +1,146 @@
+//! The store's data contract, `manifest.json`: what the arrays mean, in which order, in which space.
+
+use scale_io::ExpressionSpace;
+use serde::{Deserialize, Serialize};
+
+/// Bumped on any incompatible change of the files or their meaning.
+pub const FORMAT_VERSION: u32 = 1;
+pub const MANIFEST_FILE: &str = "manifest.json";
+pub const INDPTR_FILE: &str = "indptr.u64";
+pub const INDICES_FILE: &str = "indices.u32";
+pub const DATA_FILE: &str = "data.f32";
+pub const DENSE_FILE: &str = "dense.f32";
+pub const CELLS_FILE: &str = "cells.txt";
+
+/// How cell rows are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Layout {
+    /// CSR: `indptr.u64` [n_cells + 1], `indices.u32` [nnz], `data.f32` [nnz] (little-endian).
+    Sparse,
+    /// Row-major `dense.f32` [n_cells, n_features] (obsm embeddings).
+    Dense,
+}
+
+/// Normalisation applied at ingest (none when the input was stored as read).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Normalization {
+    /// Each cell scaled to this total before log1p (`None`: not normalised).
+    pub target_sum: Option<f64>,
+    pub log1p: bool,
+}
+
+/// One input file (or Tahoe shard set).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatasetInfo {
+    pub name: String,
+    /// Input paths as given.
+    pub inputs: Vec<String>,
+    /// Where the values came from: `X`, `layer:NAME`, `obsm:KEY` or `tahoe`.
+    pub source: String,
+    pub n_cells: u64,
+    /// Genes of this input that are not in the store's gene list (dropped by `--genes intersection`).
+    pub n_genes_dropped: usize,
+    /// Store genes absent from this input, stored as zeros (only with `--genes union`).
+    pub n_genes_missing: usize,
+}
+
+/// One contiguous run of cells sharing (dataset, context, perturbation, batch).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupInfo {
+    pub dataset: u32,
+    pub context: u32,
+    pub pert: u32,
+    pub batch: u32,
+    /// First cell (row) of the group in the store.
+    pub offset: u64,
+    pub n_cells: u64,
+}
+
+/// A perturbation label and how many cells carry it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PertInfo {
+    pub name: String,
+    pub n_cells: u64,
+}
+
+/// xxh3-64 of each array file, hex.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Checksum {
+    pub file: String,
+    pub bytes: u64,
+    pub xxh3_64: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format_version: u32,
+    pub layout: Layout,
+    pub n_cells: u64,
+    /// Stored non-zeros (sparse) or n_cells × n_features (dense).
+    pub nnz: u64,
+    /// Ordered feature names (genes, or `KEY:i` for embeddings without names). Column j of every row is
+    /// `genes[j]`.
+    pub genes: Vec<String>,
+    /// Expression space of the stored values (detected over every stored value).
+    #[serde(with = "space_serde")]
+    pub space: ExpressionSpace,
+    pub normalization: Normalization,
+    /// Column names of the inputs (`tahoe` inputs record the parquet field names used).
+    pub pert_col: String,
+    pub context_col: Option<String>,
+    pub batch_col: Option<String>,
+    pub control_label: String,
+    /// Perturbation vocabulary (sorted, control included) with cell counts.
+    pub perts: Vec<String>,
+    pub pert_counts: Vec<u64>,
+    /// Index of the control label in `perts`.
+    pub control_pert: u32,
+    pub contexts: Vec<String>,
+    /// Batch labels; qualified as `dataset/batch` when the store has several datasets.
+    pub batches: Vec<String>,
+    pub datasets: Vec<DatasetInfo>,
+    /// Sorted by (dataset, context, pert, batch); offsets increase.
+    pub groups: Vec<GroupInfo>,
+    pub checksums: Vec<Checksum>,
+    /// Free-form notes from ingest (gene alignment, Tahoe sentinel tokens, ...).
+    pub notes: Vec<String>,
+}
+
+impl Manifest {
+    pub fn n_features(&self) -> usize {
+        self.genes.len()
+    }
+
+    pub fn pert_index(&self, name: &str) -> Option<u32> {
+        self.perts.iter().position(|p| p == name).map(|i| i as u32)
+    }
+
+    pub fn context_index(&self, name: &str) -> Option<u32> {
+        self.contexts.iter().position(|p| p == name).map(|i| i as u32)
+    }
+
+    pub fn dataset_index(&self, name: &str) -> Option<u32> {
+        self.datasets.iter().position(|d| d.name == name).map(|i| i as u32)
+    }
+
+    pub fn is_control_group(&self, g: usize) -> bool {
+        self.groups[g].pert == self.control_pert
+    }
+}
+
+/// `ExpressionSpace` as its `as_str` name (`raw-counts`, `log1p`, `other`).
+mod space_serde {
+    use scale_io::ExpressionSpace;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(s: &ExpressionSpace, ser: S) -> Result<S::Ok, S::Error> {
+        ser.serialize_str(s.as_str())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(de: D) -> Result<ExpressionSpace, D::Error> {
+        let s = String::deserialize(de)?;
+        ExpressionSpace::parse(&s)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown expression space `{s}`")))
+    }
+}
