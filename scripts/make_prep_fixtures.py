@@ -36,21 +36,30 @@ def save(d: Path, name: str, arr) -> None:
     np.save(d / f"{name}.npy", np.ascontiguousarray(arr))
 
 
-def hvg_seurat(x_log: sp.csr_matrix, batch, **kw):
-    a = ad.AnnData(x_log.copy())
+def adata(x, var_names):
+    import pandas as pd
+
+    return ad.AnnData(x.copy(), var=pd.DataFrame(index=list(var_names)))
+
+
+# inplace=False returns the batched "seurat" table in groupby (gene name) order in cutoff mode, so
+# every result is re-indexed to the var order
+def hvg_seurat(x_log: sp.csr_matrix, var_names, batch, **kw):
+    a = adata(x_log, var_names)
     if batch is not None:
         a.obs["batch"] = pd_cat(batch)
         kw["batch_key"] = "batch"
-    return sc.pp.highly_variable_genes(a, flavor="seurat", inplace=False, **kw)
+    return sc.pp.highly_variable_genes(a, flavor="seurat", inplace=False, **kw).loc[a.var_names]
 
 
-def hvg_v3(x_counts: sp.csr_matrix, batch, n_top):
-    a = ad.AnnData(x_counts.copy())
+def hvg_v3(x_counts: sp.csr_matrix, var_names, batch, n_top):
+    a = adata(x_counts, var_names)
     kw = {}
     if batch is not None:
         a.obs["batch"] = pd_cat(batch)
         kw["batch_key"] = "batch"
-    return sc.pp.highly_variable_genes(a, flavor="seurat_v3", n_top_genes=n_top, inplace=False, **kw)
+    df = sc.pp.highly_variable_genes(a, flavor="seurat_v3", n_top_genes=n_top, inplace=False, **kw)
+    return df.loc[a.var_names]
 
 
 def pd_cat(codes):
@@ -101,13 +110,18 @@ def make_case(name: str, x: sp.csr_matrix, batch: np.ndarray, var_names, n_top: 
             save(d, f"{prefix}_{c}", v)
 
     seurat_cols = ["highly_variable", "means", "dispersions", "dispersions_norm"]
-    dump("seurat_top", hvg_seurat(logx, None, n_top_genes=n_top), seurat_cols)
-    dump("seurat_cut", hvg_seurat(logx, None), seurat_cols)
-    dump("seurat_top_batch", hvg_seurat(logx, batch, n_top_genes=n_top), seurat_cols + ["highly_variable_nbatches"])
-    dump("seurat_cut_batch", hvg_seurat(logx, batch), seurat_cols + ["highly_variable_nbatches"])
+    dump("seurat_top", hvg_seurat(logx, var_names, None, n_top_genes=n_top), seurat_cols)
+    dump("seurat_cut", hvg_seurat(logx, var_names, None), seurat_cols)
+    dump("seurat_top_batch", hvg_seurat(logx, var_names, batch, n_top_genes=n_top), seurat_cols + ["highly_variable_nbatches"])
+    dump("seurat_cut_batch", hvg_seurat(logx, var_names, batch), seurat_cols + ["highly_variable_nbatches"])
     v3_cols = ["highly_variable", "means", "variances", "variances_norm", "highly_variable_rank"]
-    dump("v3", hvg_v3(x, None, n_top), v3_cols)
-    dump("v3_batch", hvg_v3(x, batch, n_top), v3_cols + ["highly_variable_nbatches"])
+    dump("v3", hvg_v3(x, var_names, None, n_top), v3_cols)
+    dump("v3_batch", hvg_v3(x, var_names, batch, n_top), v3_cols + ["highly_variable_nbatches"])
+    # per-batch normalised variances: they show which batch ranks are exact ties (numpy's argsort
+    # orders those arbitrarily, so the tests accept any order within a tie)
+    for b in np.unique(batch):
+        df = hvg_v3(x[batch == b], var_names, None, n_top)
+        save(d, f"v3_batch{b}_variances_norm", df["variances_norm"].to_numpy().astype(np.float64))
 
     (d / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
     total = sum(f.stat().st_size for f in d.iterdir())

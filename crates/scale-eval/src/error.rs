@@ -71,6 +71,14 @@ pub enum EvalError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    H5ad(#[from] scale_io::H5adError),
+    #[error("{file}: obs has no column `{column}`; columns are: {available}")]
+    MissingColumn {
+        file: PathBuf,
+        column: String,
+        available: String,
+    },
     #[error("DE tables disagree: {0}")]
     DeMismatch(String),
     #[error("score: {0}")]

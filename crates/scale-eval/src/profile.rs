@@ -99,9 +99,9 @@ pub fn plan(profile: Profile, skip: &[String]) -> Vec<&'static str> {
         }
     }
     let m = profile.metrics();
-    let keep = |n: &&str| !skip.iter().any(|s| s == n);
-    let de = m.iter().filter(|n| DE_METRICS.contains(n)).filter(keep);
-    let ad = m.iter().filter(|n| ANNDATA_METRICS.contains(n)).filter(keep);
+    let keep = |n: &str| !skip.iter().any(|s| s == n);
+    let de = m.iter().filter(|n| DE_METRICS.contains(n) && keep(n));
+    let ad = m.iter().filter(|n| ANNDATA_METRICS.contains(n) && keep(n));
     de.chain(ad).copied().collect()
 }
 

@@ -8,6 +8,7 @@
 pub mod anndata;
 pub mod error;
 pub mod frame;
+pub mod guess;
 pub mod h5ad;
 pub mod matrix;
 pub mod space;
@@ -16,6 +17,7 @@ pub mod validate;
 pub use anndata::AnnData;
 pub use error::H5adError;
 pub use frame::{Column, Frame};
+pub use guess::{find_control_label, guess_columns, ColumnGuess};
 pub use h5ad::{read_h5ad, write_h5ad, H5adReader, H5adStreamWriter, MatrixEncoding, MatrixInfo};
 pub use matrix::{CsrMatrix, DenseMatrix, Matrix};
 pub use space::{detect_space, ExpressionSpace};

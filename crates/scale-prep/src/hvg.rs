@@ -181,7 +181,7 @@ fn seurat_single(
 ) -> Result<SingleBatch, PrepError> {
     let n_vars = m.n_cols();
     // scanpy undoes the log in float32: expm1 of the stored float32 value, rounded to float32
-    let (mean_all, var_all) = col_mean_var(m, rows, |v| (v as f64).exp_m1() as f32);
+    let (mean_all, var_all) = col_mean_var(m, rows, |v| v.exp_m1());
     let keep: Vec<usize> = if filter {
         let pos = col_n_positive(m, rows);
         (0..n_vars).filter(|&j| pos[j] >= 1).collect()

@@ -16,7 +16,7 @@ pub mod normalize;
 pub mod stats;
 pub mod synth;
 
-pub use error::PrepError;
+pub use error::{require_space, PrepError};
 pub use genes::{select_genes, GeneSelection};
 pub use hvg::{highly_variable_genes, HvgFlavor, HvgOptions, HvgResult};
 pub use normalize::{log1p, normalize_total, NormalizeReport};

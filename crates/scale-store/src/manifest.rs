@@ -144,3 +144,8 @@ mod space_serde {
             .ok_or_else(|| serde::de::Error::custom(format!("unknown expression space `{s}`")))
     }
 }
+
+/// The manifest as pretty JSON (what `manifest.json` holds).
+pub fn to_json(m: &Manifest) -> Result<String, serde_json::Error> {
+    serde_json::to_string_pretty(m)
+}

@@ -38,6 +38,12 @@ pub struct DataConfig {
     /// perturbations get a learned one-hot embedding.
     #[serde(default)]
     pub pert_features: Option<String>,
+    /// Fraction of sets that are identity sets (a control set as its own target, labelled control).
+    #[serde(default)]
+    pub identity_fraction: f32,
+    /// Worker threads building batches from the store (0 = on the training thread).
+    #[serde(default = "one")]
+    pub loader_threads: usize,
 }
 
 /// Endpoint transport (SCALE) or STATE's direct map.
@@ -252,5 +258,17 @@ warmup_steps = 10
         assert!((c.lr_at(10) - 1e-3).abs() < 1e-12);
         assert!(c.lr_at(50) < c.lr_at(20));
         assert!(c.lr_at(99) < 1e-5);
+    }
+
+    #[test]
+    fn shipped_presets_parse() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
+        for name in ["tiny", "small", "state", "state-tiny-bench"] {
+            let c = TrainConfig::from_file(&dir.join(format!("{name}.toml"))).unwrap();
+            assert!(c.train.steps > 0, "{name}");
+        }
+        let bench = TrainConfig::from_file(&dir.join("state-tiny-bench.toml")).unwrap();
+        assert_eq!((bench.model.hidden, bench.model.n_layers, bench.model.n_heads), (128, 2, 4));
+        assert_eq!((bench.data.set_size, bench.data.n_sets), (32, 8));
     }
 }

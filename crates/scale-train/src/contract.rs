@@ -66,10 +66,20 @@ impl DataContract {
         }
     }
 
-    /// Row-major [n_perts, P] encodings of the training vocabulary (index = `SetBatch::pert`).
-    /// Fails, naming it, if a training perturbation has no encoding.
-    pub fn encode_vocab(&self, enc: &PertEncoder) -> Result<Vec<f32>, TrainError> {
-        Ok(enc.encode_all(&self.perts, &self.control_pert)?)
+    /// Row-major [n_perts, P] encodings of the training vocabulary (index = `SetBatch::pert`) and,
+    /// per perturbation, whether it could be encoded (perturbations held out of training have no
+    /// one-hot row; a batch that references one is an error, never a zero vector).
+    pub fn encode_vocab(&self, enc: &PertEncoder) -> (Vec<f32>, Vec<bool>) {
+        let p = enc.dim();
+        let mut out = vec![0.0f32; self.perts.len() * p];
+        let mut ok = vec![false; self.perts.len()];
+        for (i, name) in self.perts.iter().enumerate() {
+            ok[i] = enc.encode_into(name, &self.control_pert, &mut out[i * p..(i + 1) * p]).is_ok();
+            if !ok[i] {
+                out[i * p..(i + 1) * p].fill(0.0);
+            }
+        }
+        (out, ok)
     }
 
     /// Index of a gene-order mismatch: the first position where `genes` differs, if any.

@@ -6,11 +6,13 @@ pub mod contract;
 pub mod metrics;
 pub mod predict;
 pub mod source;
+pub mod store_source;
 pub mod trainer;
 
 pub use config::{Mode, TrainConfig};
 pub use contract::DataContract;
 pub use source::{BatchSource, InMemorySource, MemGroup};
+pub use store_source::{check_store_matches, SplitSpec, StoreSource};
 pub use trainer::{FitOptions, FitReport, MetricLine, StepStats, Trainer, ValStats};
 
 use std::path::Path;
@@ -45,5 +47,15 @@ impl TrainError {
     /// An I/O error naming the file.
     pub fn io(path: &Path, source: std::io::Error) -> Self {
         Self::Io { path: path.display().to_string(), source }
+    }
+}
+
+/// Sizes the global thread pool the CPU backend computes on (0 = one thread per core). Call once,
+/// before any tensor work; later calls are ignored (the pool exists by then).
+pub fn set_threads(n: usize) {
+    if n > 0 {
+        if let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(n).build_global() {
+            tracing::debug!("thread pool already built: {e}");
+        }
     }
 }

@@ -139,6 +139,8 @@ pub struct Trainer {
     optim: ModuleOptimizer,
     /// Encodings of the training vocabulary, row-major [n_perts, P].
     pert_vocab: Vec<f32>,
+    /// Whether each vocabulary entry has an encoding.
+    pert_ok: Vec<bool>,
     step: u64,
     run_dir: PathBuf,
     history: Vec<MetricLine>,
@@ -183,7 +185,7 @@ impl Trainer {
                 n_batches: contract.batches.len(),
             },
         };
-        let pert_vocab = contract.encode_vocab(encoder)?;
+        let (pert_vocab, pert_ok) = contract.encode_vocab(encoder);
         let device = device.clone().autodiff();
         device.seed(cfg.train.seed);
         let model = tcfg.init(&device)?;
@@ -200,6 +202,7 @@ impl Trainer {
             model,
             optim,
             pert_vocab,
+            pert_ok,
             step: 0,
             run_dir: run_dir.to_path_buf(),
             history: Vec::new(),
@@ -216,7 +219,7 @@ impl Trainer {
         let tcfg: TransportConfig = read_toml(&run_dir.join(files::MODEL))?;
         let contract = DataContract::read(&run_dir.join(files::CONTRACT))?;
         let encoder = contract.pert_encoder(run_dir)?;
-        let pert_vocab = contract.encode_vocab(&encoder)?;
+        let (pert_vocab, pert_ok) = contract.encode_vocab(&encoder);
         let ckpt = checkpoint_dir(run_dir)?;
         let state: CheckpointState = read_json(&ckpt.join(files::STATE))?;
         if state.seed != cfg.train.seed {
@@ -248,6 +251,7 @@ impl Trainer {
             model,
             optim,
             pert_vocab,
+            pert_ok,
             step: state.step,
             run_dir: run_dir.to_path_buf(),
             history,
@@ -299,6 +303,12 @@ impl Trainer {
         let mut pert = Vec::with_capacity(b * p);
         for &pi in &batch.pert {
             let pi = pi as usize;
+            if !self.pert_ok.get(pi).copied().unwrap_or(false) {
+                return Err(TrainError::Data(format!(
+                    "batch references perturbation {:?}, which has no encoding in this run",
+                    self.contract.perts.get(pi).map(String::as_str).unwrap_or("?")
+                )));
+            }
             let row = self.pert_vocab.get(pi * p..(pi + 1) * p).ok_or_else(|| {
                 TrainError::Data(format!("perturbation index {pi} outside the vocabulary of {}", self.contract.perts.len()))
             })?;

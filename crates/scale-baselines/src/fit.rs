@@ -1,0 +1,395 @@
+//! Fitting baselines on pseudobulk means and predicting cells from controls.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rand::{Rng, SeedableRng};
+use scale_io::DenseMatrix;
+
+use crate::ridge::ridge;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BaselineError {
+    #[error("baseline training data has no control group (label `{control}`) in context `{context}`")]
+    NoControls { control: String, context: String },
+    #[error("group ({pert}, {context}) has {found} genes; expected {expected}")]
+    GeneCount { pert: String, context: String, found: usize, expected: usize },
+    #[error("no training groups")]
+    Empty,
+    #[error("perturbation `{0}` has no row in the feature table")]
+    NoFeatures(String),
+    #[error("ridge system is singular (lambda = {0}); use a positive --lambda")]
+    Singular(f64),
+    #[error("no control cells given for context `{0}`")]
+    NoControlCells(String),
+    #[error("unknown baseline kind `{0}`; expected context-mean, additive or linear")]
+    UnknownKind(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BaselineKind {
+    ContextMean,
+    Additive,
+    Linear,
+}
+
+impl std::str::FromStr for BaselineKind {
+    type Err = BaselineError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "context-mean" => Ok(Self::ContextMean),
+            "additive" => Ok(Self::Additive),
+            "linear" => Ok(Self::Linear),
+            other => Err(BaselineError::UnknownKind(other.into())),
+        }
+    }
+}
+
+impl BaselineKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::ContextMean => "context-mean",
+            Self::Additive => "additive",
+            Self::Linear => "linear",
+        }
+    }
+}
+
+/// Mean expression of one training group.
+#[derive(Debug, Clone)]
+pub struct GroupMean {
+    pub pert: String,
+    pub context: String,
+    pub n_cells: usize,
+    /// [G], in the data's expression space.
+    pub mean: Vec<f32>,
+}
+
+/// Pseudobulk means of every training group, controls included.
+#[derive(Debug, Clone)]
+pub struct TrainingMeans {
+    pub n_genes: usize,
+    pub control_label: String,
+    /// Separator of combination labels (`A+B`).
+    pub combo_sep: String,
+    pub groups: Vec<GroupMean>,
+}
+
+/// A user's perturbation feature table (gene or drug features), name → vector.
+#[derive(Debug, Clone, Default)]
+pub struct PertFeatures {
+    pub dim: usize,
+    pub rows: BTreeMap<String, Vec<f32>>,
+}
+
+/// A fitted baseline: predicts the mean shift of (perturbation, context) relative to the context's controls.
+#[derive(Debug, Clone)]
+pub struct Fitted {
+    kind: BaselineKind,
+    n_genes: usize,
+    combo_sep: String,
+    /// Per-context mean shift of all perturbed cells (context-mean), and its average for unseen contexts.
+    context_shift: BTreeMap<String, Vec<f64>>,
+    global_shift: Vec<f64>,
+    /// Additive: per perturbation, its delta averaged over the contexts where it was seen.
+    pert_delta: BTreeMap<String, Vec<f64>>,
+    /// Linear: design columns and weights [P, G].
+    linear: Option<Linear>,
+}
+
+#[derive(Debug, Clone)]
+struct Linear {
+    pert_cols: BTreeMap<String, usize>,
+    features: Option<PertFeatures>,
+    n_pert_cols: usize,
+    contexts: BTreeMap<String, usize>,
+    weights: Vec<f64>,
+    n_cols: usize,
+}
+
+fn sub(a: &[f32], b: &[f32]) -> Vec<f64> {
+    a.iter().zip(b).map(|(&x, &y)| x as f64 - y as f64).collect()
+}
+
+fn add_into(acc: &mut [f64], v: &[f64], w: f64) {
+    for (a, &x) in acc.iter_mut().zip(v) {
+        *a += w * x;
+    }
+}
+
+impl Fitted {
+    pub fn kind(&self) -> BaselineKind {
+        self.kind
+    }
+
+    /// Fits `kind` on the training means. `lambda` is the ridge penalty of the linear baseline.
+    pub fn fit(
+        kind: BaselineKind,
+        train: &TrainingMeans,
+        features: Option<&PertFeatures>,
+        lambda: f64,
+    ) -> Result<Fitted, BaselineError> {
+        let g = train.n_genes;
+        for grp in &train.groups {
+            if grp.mean.len() != g {
+                return Err(BaselineError::GeneCount {
+                    pert: grp.pert.clone(),
+                    context: grp.context.clone(),
+                    found: grp.mean.len(),
+                    expected: g,
+                });
+            }
+        }
+        let mut control: BTreeMap<&str, &GroupMean> = BTreeMap::new();
+        for grp in train.groups.iter().filter(|x| x.pert == train.control_label) {
+            control.insert(&grp.context, grp);
+        }
+        // (pert, context, delta vs the context's controls, cells)
+        let mut deltas: Vec<(&str, &str, Vec<f64>, usize)> = Vec::new();
+        for grp in train.groups.iter().filter(|x| x.pert != train.control_label) {
+            let ctrl = control.get(grp.context.as_str()).ok_or_else(|| BaselineError::NoControls {
+                control: train.control_label.clone(),
+                context: grp.context.clone(),
+            })?;
+            deltas.push((&grp.pert, &grp.context, sub(&grp.mean, &ctrl.mean), grp.n_cells));
+        }
+        if deltas.is_empty() {
+            return Err(BaselineError::Empty);
+        }
+        // Context-mean: cell-weighted mean delta per context.
+        let mut context_shift: BTreeMap<String, (Vec<f64>, f64)> = BTreeMap::new();
+        for (_, ctx, d, n) in &deltas {
+            let e = context_shift.entry(ctx.to_string()).or_insert_with(|| (vec![0.0; g], 0.0));
+            add_into(&mut e.0, d, *n as f64);
+            e.1 += *n as f64;
+        }
+        let context_shift: BTreeMap<String, Vec<f64>> =
+            context_shift.into_iter().map(|(k, (v, w))| (k, v.iter().map(|x| x / w).collect())).collect();
+        let mut global_shift = vec![0.0; g];
+        for v in context_shift.values() {
+            add_into(&mut global_shift, v, 1.0 / context_shift.len() as f64);
+        }
+        // Additive: per perturbation, mean delta over its contexts.
+        let mut pert_acc: BTreeMap<String, (Vec<f64>, f64)> = BTreeMap::new();
+        for (p, _, d, _) in &deltas {
+            let e = pert_acc.entry(p.to_string()).or_insert_with(|| (vec![0.0; g], 0.0));
+            add_into(&mut e.0, d, 1.0);
+            e.1 += 1.0;
+        }
+        let pert_delta = pert_acc.into_iter().map(|(k, (v, w))| (k, v.iter().map(|x| x / w).collect())).collect();
+        let linear = if kind == BaselineKind::Linear {
+            Some(fit_linear(train, features, &deltas, lambda)?)
+        } else {
+            None
+        };
+        Ok(Fitted { kind, n_genes: g, combo_sep: train.combo_sep.clone(), context_shift, global_shift, pert_delta, linear })
+    }
+
+    fn components<'a>(&self, pert: &'a str) -> Vec<&'a str> {
+        if self.combo_sep.is_empty() {
+            vec![pert]
+        } else {
+            pert.split(self.combo_sep.as_str()).collect()
+        }
+    }
+
+    /// Predicted mean shift [G] of `pert` in `context` relative to that context's controls, and whether a
+    /// fallback was needed (perturbation or context unseen in training).
+    pub fn predict_delta(&self, pert: &str, context: &str) -> Result<(Vec<f64>, bool), BaselineError> {
+        match self.kind {
+            BaselineKind::ContextMean => Ok(match self.context_shift.get(context) {
+                Some(v) => (v.clone(), false),
+                None => (self.global_shift.clone(), true),
+            }),
+            BaselineKind::Additive => {
+                if let Some(d) = self.pert_delta.get(pert) {
+                    return Ok((d.clone(), false));
+                }
+                // Unseen combination: add its seen components; anything unseen falls back to the average shift.
+                let mut out = vec![0.0; self.n_genes];
+                let mut fallback = false;
+                for c in self.components(pert) {
+                    match self.pert_delta.get(c) {
+                        Some(d) => add_into(&mut out, d, 1.0),
+                        None => {
+                            add_into(&mut out, &self.global_shift, 1.0);
+                            fallback = true;
+                        }
+                    }
+                }
+                Ok((out, fallback))
+            }
+            BaselineKind::Linear => {
+                let lin = self.linear.as_ref().expect("linear baseline fitted with weights");
+                let (x, fallback) = lin.design_row(pert, context, &self.combo_sep)?;
+                let mut out = vec![0.0; self.n_genes];
+                for (i, &v) in x.iter().enumerate() {
+                    if v != 0.0 {
+                        add_into(&mut out, &lin.weights[i * self.n_genes..(i + 1) * self.n_genes], v);
+                    }
+                }
+                Ok((out, fallback))
+            }
+        }
+    }
+
+    /// `n_cells` predicted cells: control cells of the context drawn with replacement (seeded), shifted by
+    /// the predicted delta and clipped at 0 (log1p space is non-negative).
+    pub fn predict_cells(
+        &self,
+        pert: &str,
+        context: &str,
+        controls: &DenseMatrix,
+        n_cells: usize,
+        seed: u64,
+    ) -> Result<(DenseMatrix, bool), BaselineError> {
+        if controls.n_rows == 0 {
+            return Err(BaselineError::NoControlCells(context.into()));
+        }
+        let (delta, fallback) = self.predict_delta(pert, context)?;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let mut out = DenseMatrix::zeros(n_cells, self.n_genes);
+        for r in 0..n_cells {
+            let src = controls.row(rng.gen_range(0..controls.n_rows));
+            for ((o, &c), &d) in out.row_mut(r).iter_mut().zip(src).zip(&delta) {
+                *o = (c as f64 + d).max(0.0) as f32;
+            }
+        }
+        Ok((out, fallback))
+    }
+}
+
+impl Linear {
+    /// [perturbation columns ; context one-hot ; intercept].
+    fn design_row(&self, pert: &str, context: &str, sep: &str) -> Result<(Vec<f64>, bool), BaselineError> {
+        let mut x = vec![0.0; self.n_cols];
+        let mut fallback = false;
+        let parts: Vec<&str> = if sep.is_empty() { vec![pert] } else { pert.split(sep).collect() };
+        for p in parts {
+            match &self.features {
+                Some(f) => {
+                    let row = f.rows.get(p).ok_or_else(|| BaselineError::NoFeatures(p.into()))?;
+                    for (i, &v) in row.iter().enumerate() {
+                        x[i] += v as f64;
+                    }
+                }
+                None => match self.pert_cols.get(p) {
+                    Some(&i) => x[i] += 1.0,
+                    None => fallback = true,
+                },
+            }
+        }
+        match self.contexts.get(context) {
+            Some(&i) => x[self.n_pert_cols + i] = 1.0,
+            None => fallback = true,
+        }
+        x[self.n_cols - 1] = 1.0;
+        Ok((x, fallback))
+    }
+}
+
+fn fit_linear(
+    train: &TrainingMeans,
+    features: Option<&PertFeatures>,
+    deltas: &[(&str, &str, Vec<f64>, usize)],
+    lambda: f64,
+) -> Result<Linear, BaselineError> {
+    let sep = train.combo_sep.as_str();
+    let split = |p: &str| -> Vec<String> {
+        if sep.is_empty() {
+            vec![p.to_string()]
+        } else {
+            p.split(sep).map(str::to_string).collect()
+        }
+    };
+    let mut names = BTreeSet::new();
+    for (p, ..) in deltas {
+        names.extend(split(p));
+    }
+    let pert_cols: BTreeMap<String, usize> = names.into_iter().enumerate().map(|(i, n)| (n, i)).collect();
+    let n_pert_cols = features.map_or(pert_cols.len(), |f| f.dim);
+    let contexts: BTreeMap<String, usize> = deltas
+        .iter()
+        .map(|d| d.1.to_string())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| (c, i))
+        .collect();
+    let n_cols = n_pert_cols + contexts.len() + 1;
+    let mut lin =
+        Linear { pert_cols, features: features.cloned(), n_pert_cols, contexts, weights: Vec::new(), n_cols };
+    let g = train.n_genes;
+    let mut a = Vec::with_capacity(deltas.len() * n_cols);
+    let mut y = Vec::with_capacity(deltas.len() * g);
+    for (p, c, d, _) in deltas {
+        a.extend(lin.design_row(p, c, sep)?.0);
+        y.extend_from_slice(d);
+    }
+    lin.weights = ridge(&a, deltas.len(), n_cols, &y, g, lambda).ok_or(BaselineError::Singular(lambda))?;
+    Ok(lin)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn g(pert: &str, ctx: &str, mean: &[f32]) -> GroupMean {
+        GroupMean { pert: pert.into(), context: ctx.into(), n_cells: 10, mean: mean.to_vec() }
+    }
+
+    fn train() -> TrainingMeans {
+        TrainingMeans {
+            n_genes: 2,
+            control_label: "ctrl".into(),
+            combo_sep: "+".into(),
+            groups: vec![
+                g("ctrl", "K562", &[1.0, 1.0]),
+                g("A", "K562", &[2.0, 1.0]),
+                g("B", "K562", &[1.0, 0.5]),
+                g("ctrl", "A172", &[3.0, 3.0]),
+                g("A", "A172", &[4.0, 3.0]),
+            ],
+        }
+    }
+
+    #[test]
+    fn additive_adds_combination_components() {
+        let f = Fitted::fit(BaselineKind::Additive, &train(), None, 1.0).unwrap();
+        let (d, fallback) = f.predict_delta("A+B", "U87").unwrap();
+        assert_eq!(d, vec![1.0, -0.5]);
+        assert!(!fallback);
+        let (_, fallback) = f.predict_delta("Z", "K562").unwrap();
+        assert!(fallback);
+    }
+
+    #[test]
+    fn context_mean_uses_the_contexts_perturbed_cells() {
+        let f = Fitted::fit(BaselineKind::ContextMean, &train(), None, 1.0).unwrap();
+        assert_eq!(f.predict_delta("B", "K562").unwrap().0, vec![0.5, -0.25]);
+        assert_eq!(f.predict_delta("B", "A172").unwrap().0, vec![1.0, 0.0]);
+    }
+
+    #[test]
+    fn linear_with_small_lambda_fits_training_deltas() {
+        let f = Fitted::fit(BaselineKind::Linear, &train(), None, 1e-6).unwrap();
+        let (d, _) = f.predict_delta("A", "A172").unwrap();
+        assert!((d[0] - 1.0).abs() < 1e-3 && d[1].abs() < 1e-3, "{d:?}");
+    }
+
+    #[test]
+    fn predicted_cells_are_shifted_controls_clipped_at_zero() {
+        let f = Fitted::fit(BaselineKind::Additive, &train(), None, 1.0).unwrap();
+        let controls = DenseMatrix { n_rows: 1, n_cols: 2, data: vec![0.2, 0.2] };
+        let (cells, _) = f.predict_cells("B", "K562", &controls, 3, 7).unwrap();
+        assert_eq!(cells.data, vec![0.2, 0.0, 0.2, 0.0, 0.2, 0.0]);
+    }
+
+    #[test]
+    fn missing_controls_are_a_named_error() {
+        let mut t = train();
+        t.groups.retain(|x| !(x.pert == "ctrl" && x.context == "A172"));
+        let err = Fitted::fit(BaselineKind::Additive, &t, None, 1.0).unwrap_err().to_string();
+        assert!(err.contains("A172"), "{err}");
+    }
+}

@@ -1,0 +1,206 @@
+//! Prediction from a trained run directory: sample control sets, transport them, return cells.
+
+use std::path::{Path, PathBuf};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use scale_model::burn::tensor::{Device, Int, Tensor, TensorData};
+use scale_model::{transport_sets, weights, Conditions, PertEncoder, TransportConfig, TransportModel};
+
+use crate::config::TrainConfig;
+use crate::contract::DataContract;
+use crate::trainer::{checkpoint_dir, files, read_toml};
+use crate::TrainError;
+
+/// One prediction request: `n_cells` cells of `pert` in `context`.
+#[derive(Debug, Clone)]
+pub struct PredictRequest {
+    /// Perturbation name (may be a combination "A+B" or, with a feature table, unseen in training).
+    pub pert: String,
+    /// Context name (one of the run's contexts).
+    pub context: String,
+    /// Batch name, required by models trained with a batch embedding.
+    pub batch: Option<String>,
+    /// Cells to predict.
+    pub n_cells: usize,
+}
+
+/// A control pool: dense cells [n, G] of one context (and optionally batch).
+#[derive(Debug, Clone)]
+pub struct ControlPool {
+    /// Context name.
+    pub context: String,
+    /// Batch name, if pools are per batch.
+    pub batch: Option<String>,
+    /// Cells, row-major [n, G].
+    pub cells: Vec<f32>,
+}
+
+/// A trained model ready to predict.
+pub struct Predictor {
+    tcfg: TransportConfig,
+    cfg: TrainConfig,
+    contract: DataContract,
+    encoder: PertEncoder,
+    model: TransportModel,
+    device: Device,
+    run_dir: PathBuf,
+    /// Sets per forward pass.
+    pub sets_per_pass: usize,
+}
+
+impl Predictor {
+    /// Loads the last checkpoint of `run_dir`.
+    pub fn open(run_dir: &Path, device: &Device) -> Result<Self, TrainError> {
+        let cfg = TrainConfig::from_file(&run_dir.join(files::CONFIG))?;
+        let tcfg: TransportConfig = read_toml(&run_dir.join(files::MODEL))?;
+        let contract = DataContract::read(&run_dir.join(files::CONTRACT))?;
+        let encoder = contract.pert_encoder(run_dir)?;
+        let device = device.clone().without_autodiff();
+        let ckpt = checkpoint_dir(run_dir)?;
+        let model = weights::load(tcfg.init(&device)?, &ckpt.join(files::WEIGHTS))?;
+        Ok(Self { tcfg, cfg, contract, encoder, model, device, run_dir: run_dir.to_path_buf(), sets_per_pass: 32 })
+    }
+
+    /// The run's data contract.
+    pub fn contract(&self) -> &DataContract {
+        &self.contract
+    }
+
+    /// The run directory.
+    pub fn run_dir(&self) -> &Path {
+        &self.run_dir
+    }
+
+    /// Cells per predicted set (the training set size).
+    pub fn set_size(&self) -> usize {
+        self.cfg.data.set_size
+    }
+
+    /// Euler steps used.
+    pub fn euler_steps(&self) -> usize {
+        self.cfg.transport.inference_steps()
+    }
+
+    /// Predicts every request from control cells of its context (and batch, when the pools are
+    /// per batch). Returns one row-major [n_cells, G] block per request. Control sets are drawn
+    /// without replacement when the pool is large enough, reproducibly from `seed`.
+    pub fn predict(
+        &self,
+        requests: &[PredictRequest],
+        pools: &[ControlPool],
+        seed: u64,
+    ) -> Result<Vec<Vec<f32>>, TrainError> {
+        let g = self.tcfg.dims.n_genes;
+        let s = self.set_size();
+        let p = self.encoder.dim();
+        // Resolve every request before any compute, so a bad name fails fast.
+        struct Job {
+            req: usize,
+            pool: usize,
+            pert: Vec<f32>,
+            context: i64,
+            batch: i64,
+        }
+        let mut jobs = Vec::new();
+        for (ri, r) in requests.iter().enumerate() {
+            let mut pert = vec![0.0f32; p];
+            self.encoder.encode_into(&r.pert, &self.contract.control_pert, &mut pert)?;
+            let context = self.contract.context_index(&r.context)? as i64;
+            let batch = if self.tcfg.model.use_batch {
+                let name = r.batch.as_deref().ok_or_else(|| {
+                    TrainError::Contract(format!(
+                        "the run was trained with a batch embedding; request {:?} in {:?} names no batch",
+                        r.pert, r.context
+                    ))
+                })?;
+                self.contract.batches.iter().position(|b| b == name).ok_or_else(|| {
+                    TrainError::Contract(format!("batch {name:?} is not one of the run's batches"))
+                })? as i64
+            } else {
+                0
+            };
+            let pool = pools
+                .iter()
+                .position(|c| c.context == r.context && (c.batch.is_none() || c.batch == r.batch))
+                .ok_or_else(|| TrainError::Contract(format!("no control cells for context {:?}", r.context)))?;
+            if pools[pool].cells.is_empty() || pools[pool].cells.len() % g != 0 {
+                return Err(TrainError::Data(format!(
+                    "control pool of {:?} is not a non-empty [n, {g}] matrix",
+                    pools[pool].context
+                )));
+            }
+            for _ in 0..r.n_cells.div_ceil(s) {
+                jobs.push(Job { req: ri, pool, pert: pert.clone(), context, batch });
+            }
+        }
+        let mut out: Vec<Vec<f32>> = requests.iter().map(|r| Vec::with_capacity(r.n_cells * g)).collect();
+        let mut rng = StdRng::seed_from_u64(seed);
+        let steps = self.euler_steps();
+        for chunk in jobs.chunks(self.sets_per_pass.max(1)) {
+            let b = chunk.len();
+            let mut z0 = vec![0.0f32; b * s * g];
+            for (bi, job) in chunk.iter().enumerate() {
+                let pool = &pools[job.pool].cells;
+                for (ci, row) in sample_rows(pool.len() / g, s, &mut rng).into_iter().enumerate() {
+                    let dst = (bi * s + ci) * g;
+                    z0[dst..dst + g].copy_from_slice(&pool[row * g..(row + 1) * g]);
+                }
+            }
+            let pert: Vec<f32> = chunk.iter().flat_map(|j| j.pert.iter().copied()).collect();
+            let ints = |v: Vec<i64>| Tensor::<1, Int>::from_data(TensorData::new(v, [b]), &self.device);
+            let cond = Conditions {
+                pert: Tensor::<2>::from_data(TensorData::new(pert, [b, p]), &self.device),
+                context: ints(chunk.iter().map(|j| j.context).collect()),
+                batch: self.tcfg.model.use_batch.then(|| ints(chunk.iter().map(|j| j.batch).collect())),
+                dose: None,
+            };
+            if self.tcfg.model.use_dose {
+                return Err(TrainError::Contract("the run uses doses; dose-aware prediction is not supported yet".into()));
+            }
+            let z0 = Tensor::<3>::from_data(TensorData::new(z0, [b, s, g]), &self.device);
+            let pred = transport_sets(&self.model, z0, &cond, steps)?;
+            let host: Vec<f32> = pred.into_data().to_vec().map_err(|e| TrainError::Data(format!("{e:?}")))?;
+            for (bi, job) in chunk.iter().enumerate() {
+                let dst = &mut out[job.req];
+                let want = requests[job.req].n_cells * g;
+                let take = (want - dst.len()).min(s * g);
+                dst.extend_from_slice(&host[bi * s * g..bi * s * g + take]);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// `k` row indices of `n`: without replacement when n >= k, otherwise with.
+fn sample_rows(n: usize, k: usize, rng: &mut StdRng) -> Vec<usize> {
+    if n >= k {
+        // Partial Fisher-Yates over a virtual permutation (swaps recorded sparsely).
+        let mut swapped = std::collections::HashMap::new();
+        (0..k)
+            .map(|i| {
+                let j = rng.gen_range(i..n);
+                let vi = *swapped.get(&i).unwrap_or(&i);
+                let vj = *swapped.get(&j).unwrap_or(&j);
+                swapped.insert(j, vi);
+                vj
+            })
+            .collect()
+    } else {
+        (0..k).map(|_| rng.gen_range(0..n)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sampling_without_replacement_is_distinct() {
+        let mut rng = StdRng::seed_from_u64(1);
+        let mut v = sample_rows(10, 10, &mut rng);
+        v.sort();
+        assert_eq!(v, (0..10).collect::<Vec<_>>());
+        assert!(sample_rows(3, 8, &mut rng).iter().all(|&i| i < 3));
+    }
+}

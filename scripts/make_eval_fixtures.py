@@ -1,0 +1,161 @@
+#!/usr/bin/env python
+"""Build the parity fixtures of scale-eval: small real/pred .h5ad pairs plus cell-eval's outputs.
+
+Run with a venv holding the reference tools:
+    python3 -m venv /tmp/celleval && /tmp/celleval/bin/pip install cell-eval==0.8.2 pdex==0.3.0
+    /tmp/celleval/bin/python scripts/make_eval_fixtures.py [--papalexi PATH] [--out DIR]
+
+Each case DIR/<case>/ holds real.h5ad, pred.h5ad and cell-eval's outputs of
+`MetricsEvaluator(...).compute(profile="full")`: real_de.csv, pred_de.csv, results.csv,
+agg_results.csv (plus meta.json with the arguments). The Rust integration tests
+(crates/scale-eval/tests/parity.rs) recompute everything and compare.
+
+Cases:
+- papalexi: real Papalexi 2021 ECCITE-seq (CRISPR KO, 299 genes): 8 perturbations + control,
+  50 genes (the targets + the most variable), cells of bio-rep "rep1" as real and of another
+  replicate as pred, normalize_total + log1p (scanpy) over all 299 genes.
+- synthetic: edge cases on 40 genes: a perturbation with no effect (0 significant genes), one
+  with a single affected gene, one named after a gene ("G03", knocking it down), two all-zero
+  genes, heavily tied values (log1p of small integers), pred a noisy copy with a missed effect.
+- counts: the synthetic case as raw integer counts, so cell-eval normalises (median library
+  size) + log1p itself.
+"""
+
+import argparse
+import json
+import logging
+import os
+import shutil
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import scanpy as sc
+import scipy.sparse as sp
+
+CTRL = "non-targeting"
+
+
+def run_cell_eval(real, pred, outdir, pert_col):
+    from cell_eval import MetricsEvaluator
+
+    ev = MetricsEvaluator(
+        adata_pred=pred,
+        adata_real=real,
+        control_pert=CTRL,
+        pert_col=pert_col,
+        num_threads=1,
+        outdir=outdir,
+    )
+    ev.compute(profile="full", basename="results.csv")
+
+
+def save_case(name, real, pred, out, pert_col):
+    d = os.path.join(out, name)
+    if os.path.exists(d):
+        shutil.rmtree(d)
+    os.makedirs(d)
+    for a in (real, pred):
+        a.obs[pert_col] = a.obs[pert_col].astype("category")
+    real.write_h5ad(os.path.join(d, "real.h5ad"))
+    pred.write_h5ad(os.path.join(d, "pred.h5ad"))
+    # cell-eval normalises counts in place, so give it copies of what was written
+    run_cell_eval(ad.read_h5ad(os.path.join(d, "real.h5ad")), ad.read_h5ad(os.path.join(d, "pred.h5ad")), d, pert_col)
+    with open(os.path.join(d, "meta.json"), "w") as f:
+        json.dump({"pert_col": pert_col, "control": CTRL, "profile": "full"}, f)
+    for fn in sorted(os.listdir(d)):
+        print(f"  {name}/{fn}: {os.path.getsize(os.path.join(d, fn))} bytes")
+
+
+def papalexi(path, out, rng):
+    a = ad.read_h5ad(path)
+    a.X = sp.csr_matrix(a.X, dtype=np.float32)
+    sc.pp.normalize_total(a)
+    sc.pp.log1p(a)
+    perts = ["IFNGR1", "IRF1", "JAK2", "STAT1", "CD86", "SMAD4", "MYC", "CUL3"]
+    reps = a.obs["bio_rep"].astype(str)
+    rep_names = sorted(reps.unique())
+    targets = [g for g in perts if g in a.var_names]
+    X = a.X.toarray()
+    var = np.argsort(-X.var(axis=0))
+    genes = list(targets)
+    for i in var:
+        if len(genes) >= 50:
+            break
+        if a.var_names[i] not in genes:
+            genes.append(a.var_names[i])
+    gidx = [list(a.var_names).index(g) for g in genes]
+
+    def take(rep, n_pert, n_ctrl):
+        rows = []
+        for p in [CTRL] + perts:
+            idx = np.flatnonzero((a.obs["perturbation"].astype(str) == p).to_numpy() & (reps == rep).to_numpy())
+            k = n_ctrl if p == CTRL else n_pert
+            rows.extend(rng.choice(idx, size=min(k, idx.size), replace=False))
+        sub = a[np.sort(np.array(rows))][:, gidx].copy()
+        sub.obs = sub.obs[["perturbation", "bio_rep"]].copy()
+        sub.obs["perturbation"] = sub.obs["perturbation"].astype(str)
+        sub.X = sp.csr_matrix(sub.X, dtype=np.float32)
+        return sub
+
+    real = take(rep_names[0], 40, 120)
+    pred = take(rep_names[1], 35, 100)
+    save_case("papalexi", real, pred, out, "perturbation")
+
+
+def synthetic_counts(rng):
+    n_genes = 40
+    genes = [f"G{i:02d}" for i in range(n_genes)]
+    base = rng.gamma(2.0, 1.0, size=n_genes)
+    base[[38, 39]] = 0.0  # all-zero genes
+    groups = {CTRL: 150, "P_none": 40, "P_one": 40, "G03": 40, "P_big": 40, "P_mixed": 30}
+    eff = {g: np.ones(n_genes) for g in groups}
+    eff["P_one"][7] = 6.0
+    eff["G03"][3] = 0.05
+    eff["P_big"][:12] = rng.uniform(0.1, 4.0, size=12)
+    eff["P_mixed"][[5, 9, 14, 20, 21]] = [3.0, 0.2, 2.5, 0.3, 4.0]
+
+    def draw(effects, seed):
+        r = np.random.default_rng(seed)
+        rows, labels = [], []
+        for g, n in groups.items():
+            lam = base * effects[g]
+            rows.append(r.poisson(lam, size=(n, n_genes)))
+            labels += [g] * n
+        return np.vstack(rows).astype(np.float32), labels
+
+    Xr, lr = draw(eff, 1)
+    peff = {g: v.copy() for g, v in eff.items()}
+    peff["P_big"][:12] = 1.0 + 0.6 * (eff["P_big"][:12] - 1.0)
+    peff["G03"][3] = 1.0  # model misses the knockdown
+    peff["P_none"][11] = 2.5  # a false positive
+    Xp, lp = draw(peff, 2)
+    return genes, Xr, lr, Xp, lp
+
+
+def synthetic(out, rng):
+    genes, Xr, lr, Xp, lp = synthetic_counts(rng)
+
+    def mk(X, labels, logged):
+        obs = pd.DataFrame({"target_gene": labels}, index=[f"c{i}" for i in range(len(labels))])
+        Y = np.log1p(X).astype(np.float32) if logged else X
+        return ad.AnnData(X=sp.csr_matrix(Y), obs=obs, var=pd.DataFrame(index=genes))
+
+    save_case("synthetic", mk(Xr, lr, True), mk(Xp, lp, True), out, "target_gene")
+    save_case("counts", mk(Xr, lr, False), mk(Xp, lp, False), out, "target_gene")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--papalexi", default="/work/shared/data/papalexi2021_eccite_lowmoi/papalexi2021_lowmoi.h5ad")
+    ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "crates", "scale-eval", "tests", "fixtures"))
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    rng = np.random.default_rng(0)
+    os.makedirs(args.out, exist_ok=True)
+    papalexi(args.papalexi, args.out, rng)
+    synthetic(args.out, rng)
+
+
+if __name__ == "__main__":
+    main()
