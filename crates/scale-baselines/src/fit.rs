@@ -21,13 +21,19 @@ pub enum BaselineError {
     Singular(f64),
     #[error("no control cells given for context `{0}`")]
     NoControlCells(String),
-    #[error("unknown baseline kind `{0}`; expected context-mean, additive or linear")]
+    #[error("unknown baseline kind `{0}`; expected cell-mean, context-mean, additive or linear")]
     UnknownKind(String),
+    #[error("store: {0}")]
+    Store(String),
+    #[error("template: {0}")]
+    Template(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum BaselineKind {
+    /// cell-eval's baseline: every perturbed cell is the mean over training perturbations of their mean.
+    CellMean,
     ContextMean,
     Additive,
     Linear,
@@ -37,6 +43,7 @@ impl std::str::FromStr for BaselineKind {
     type Err = BaselineError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
+            "cell-mean" => Ok(Self::CellMean),
             "context-mean" => Ok(Self::ContextMean),
             "additive" => Ok(Self::Additive),
             "linear" => Ok(Self::Linear),
@@ -48,6 +55,7 @@ impl std::str::FromStr for BaselineKind {
 impl BaselineKind {
     pub fn name(&self) -> &'static str {
         match self {
+            Self::CellMean => "cell-mean",
             Self::ContextMean => "context-mean",
             Self::Additive => "additive",
             Self::Linear => "linear",
@@ -91,6 +99,8 @@ pub struct Fitted {
     /// Per-context mean shift of all perturbed cells (context-mean), and its average for unseen contexts.
     context_shift: BTreeMap<String, Vec<f64>>,
     global_shift: Vec<f64>,
+    /// Cell-mean: the mean over perturbed training groups of their mean expression (absolute values).
+    cell_mean: Vec<f64>,
     /// Additive: per perturbation, its delta averaged over the contexts where it was seen.
     pert_delta: BTreeMap<String, Vec<f64>>,
     /// Linear: design columns and weights [P, G].
@@ -120,6 +130,11 @@ fn add_into(acc: &mut [f64], v: &[f64], w: f64) {
 impl Fitted {
     pub fn kind(&self) -> BaselineKind {
         self.kind
+    }
+
+    /// The training context when there is exactly one (single-context data sets).
+    pub fn single_context(&self) -> Option<String> {
+        (self.context_shift.len() == 1).then(|| self.context_shift.keys().next().cloned()).flatten()
     }
 
     /// Fits `kind` on the training means. `lambda` is the ridge penalty of the linear baseline.
@@ -169,6 +184,12 @@ impl Fitted {
         for v in context_shift.values() {
             add_into(&mut global_shift, v, 1.0 / context_shift.len() as f64);
         }
+        let perturbed: Vec<&GroupMean> = train.groups.iter().filter(|x| x.pert != train.control_label).collect();
+        let mut cell_mean = vec![0.0; g];
+        for grp in &perturbed {
+            let m: Vec<f64> = grp.mean.iter().map(|&v| v as f64).collect();
+            add_into(&mut cell_mean, &m, 1.0 / perturbed.len() as f64);
+        }
         // Additive: per perturbation, mean delta over its contexts.
         let mut pert_acc: BTreeMap<String, (Vec<f64>, f64)> = BTreeMap::new();
         for (p, _, d, _) in &deltas {
@@ -182,7 +203,16 @@ impl Fitted {
         } else {
             None
         };
-        Ok(Fitted { kind, n_genes: g, combo_sep: train.combo_sep.clone(), context_shift, global_shift, pert_delta, linear })
+        Ok(Fitted {
+            kind,
+            n_genes: g,
+            combo_sep: train.combo_sep.clone(),
+            context_shift,
+            global_shift,
+            cell_mean,
+            pert_delta,
+            linear,
+        })
     }
 
     fn components<'a>(&self, pert: &'a str) -> Vec<&'a str> {
@@ -197,6 +227,8 @@ impl Fitted {
     /// fallback was needed (perturbation or context unseen in training).
     pub fn predict_delta(&self, pert: &str, context: &str) -> Result<(Vec<f64>, bool), BaselineError> {
         match self.kind {
+            // Not a shift model: predict_cells returns the absolute mean; as a shift it is relative to zero.
+            BaselineKind::CellMean => Ok((self.cell_mean.clone(), false)),
             BaselineKind::ContextMean => Ok(match self.context_shift.get(context) {
                 Some(v) => (v.clone(), false),
                 None => (self.global_shift.clone(), true),
@@ -247,6 +279,11 @@ impl Fitted {
             return Err(BaselineError::NoControlCells(context.into()));
         }
         let (delta, fallback) = self.predict_delta(pert, context)?;
+        if self.kind == BaselineKind::CellMean {
+            let row: Vec<f32> = delta.iter().map(|&v| v as f32).collect();
+            let data = (0..n_cells).flat_map(|_| row.iter().copied()).collect();
+            return Ok((DenseMatrix { n_rows: n_cells, n_cols: self.n_genes, data }, false));
+        }
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         let mut out = DenseMatrix::zeros(n_cells, self.n_genes);
         for r in 0..n_cells {
@@ -383,6 +420,15 @@ mod tests {
         let controls = DenseMatrix { n_rows: 1, n_cols: 2, data: vec![0.2, 0.2] };
         let (cells, _) = f.predict_cells("B", "K562", &controls, 3, 7).unwrap();
         assert_eq!(cells.data, vec![0.2, 0.0, 0.2, 0.0, 0.2, 0.0]);
+    }
+
+    #[test]
+    fn cell_mean_is_the_mean_of_perturbation_means() {
+        let f = Fitted::fit(BaselineKind::CellMean, &train(), None, 1.0).unwrap();
+        let controls = DenseMatrix { n_rows: 1, n_cols: 2, data: vec![9.0, 9.0] };
+        let (cells, _) = f.predict_cells("anything", "K562", &controls, 2, 0).unwrap();
+        let expected = [7.0 / 3.0, 1.5, 7.0 / 3.0, 1.5];
+        assert!(cells.data.iter().zip(expected).all(|(&a, b)| (a - b).abs() < 1e-6), "{:?}", cells.data);
     }
 
     #[test]

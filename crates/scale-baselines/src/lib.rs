@@ -11,6 +11,8 @@
 //! (cell-eval's cell-mean baseline lives in `scale-eval`, as cell-eval builds it.)
 
 mod fit;
+mod from_store;
 mod ridge;
 
 pub use fit::{BaselineError, BaselineKind, Fitted, GroupMean, PertFeatures, TrainingMeans};
+pub use from_store::{predict_template, training_means, PredictReport};

@@ -56,7 +56,9 @@ pub fn cell_mean_baseline(x: &Matrix, labels: &[String], control: &str) -> Resul
             source.push(None);
         }
     }
-    let ctrl_rows: Vec<usize> = (0..labels.len()).filter(|&r| groups.codes[r] as usize == groups.control).collect();
+    let ctrl_rows: Vec<usize> = (0..labels.len())
+        .filter(|&r| groups.codes[r] as usize == groups.control)
+        .collect();
     match x {
         Matrix::Csr(m) => {
             for &r in &ctrl_rows {

@@ -150,93 +150,114 @@ pub fn differential_expression(x: &Matrix, genes: &[String], groups: &Groups, pr
     let n_ctrl = groups.counts[ctrl];
     progress.start("DE", n_genes as u64);
 
-    let blocks: Vec<(usize, BlockOut)> = (0..n_genes.div_ceil(GENE_BLOCK))
+    // Parallel tasks take a run of gene blocks; each row's position is found once per task by
+    // binary search and then advanced block by block (a search per row per block was the hot spot:
+    // one cache miss per step on every row).
+    let n_blocks = n_genes.div_ceil(GENE_BLOCK);
+    let per_task = n_blocks.div_ceil(4 * rayon::current_num_threads().max(1)).max(1);
+    let tasks: Vec<(usize, usize)> = (0..n_blocks)
+        .step_by(per_task)
+        .map(|b| (b, (b + per_task).min(n_blocks)))
+        .collect();
+    let blocks: Vec<(usize, BlockOut)> = tasks
         .into_par_iter()
-        .map(|b| {
-            let g0 = b * GENE_BLOCK;
-            let g1 = (g0 + GENE_BLOCK).min(n_genes);
-            let nb = g1 - g0;
-            // Column slab of this block: per gene, (code, value) in cell order.
-            let mut cols: Vec<Vec<(u32, f32)>> = vec![Vec::new(); nb];
-            match x {
-                Matrix::Csr(m) => {
-                    for r in 0..m.n_rows {
-                        let (idx, val) = m.row(r);
-                        let start = idx.partition_point(|&c| (c as usize) < g0);
-                        let code = groups.codes[r];
-                        for k in start..idx.len() {
-                            let c = idx[k] as usize;
-                            if c >= g1 {
-                                break;
-                            }
-                            // explicit zeros join the zero tie block
-                            if val[k] != 0.0 {
-                                cols[c - g0].push((code, val[k]));
-                            }
-                        }
-                    }
-                }
-                Matrix::Dense(m) => {
-                    for r in 0..m.n_rows {
-                        let row = &m.row(r)[g0..g1];
-                        let code = groups.codes[r];
-                        for (k, &v) in row.iter().enumerate() {
-                            if v != 0.0 {
-                                cols[k].push((code, v));
-                            }
-                        }
-                    }
-                }
-            }
-            let mut out = BlockOut {
-                ref_mean: Vec::with_capacity(nb),
-                target_mean: Vec::with_capacity(nb * n_perts),
-                stat: Vec::with_capacity(nb * n_perts),
-                p: Vec::with_capacity(nb * n_perts),
+        .flat_map_iter(|(b0, b1)| {
+            let mut cursor: Vec<usize> = match x {
+                Matrix::Csr(m) => (0..m.n_rows)
+                    .map(|r| m.row(r).0.partition_point(|&c| (c as usize) < b0 * GENE_BLOCK))
+                    .collect(),
+                Matrix::Dense(_) => Vec::new(),
             };
-            let mut offsets = vec![0usize; n_groups + 1];
-            let mut buf: Vec<f32> = Vec::new();
-            for col in &cols {
-                // counting sort by group, keeping cell order inside a group
-                offsets.iter_mut().for_each(|o| *o = 0);
-                for &(c, _) in col {
-                    offsets[c as usize + 1] += 1;
-                }
-                for i in 0..n_groups {
-                    offsets[i + 1] += offsets[i];
-                }
-                buf.clear();
-                buf.resize(col.len(), 0.0);
-                let mut next = offsets.clone();
-                for &(c, v) in col {
-                    buf[next[c as usize]] = v;
-                    next[c as usize] += 1;
-                }
-                // means before sorting (the float32 sum is order dependent)
-                let ref_vals = &buf[offsets[ctrl]..offsets[ctrl + 1]];
-                out.ref_mean.push(mean_f32(ref_vals, n_ctrl, dense));
-                for &pc in &pert_codes {
-                    out.target_mean
-                        .push(mean_f32(&buf[offsets[pc]..offsets[pc + 1]], groups.counts[pc], dense));
-                }
-                for g in 0..n_groups {
-                    buf[offsets[g]..offsets[g + 1]].sort_unstable_by(|a, b| a.total_cmp(b));
-                }
-                let ref_sorted = &buf[offsets[ctrl]..offsets[ctrl + 1]];
-                let ctrl_tie = tie_term_sorted(ref_sorted);
-                for &pc in &pert_codes {
-                    let t = &buf[offsets[pc]..offsets[pc + 1]];
-                    let (n_a, n_b) = (groups.counts[pc], n_ctrl);
-                    let nz = n_a + n_b - t.len() - ref_sorted.len();
-                    let nz_a = n_a - t.len();
-                    let (r1, tie) = rank_sum_vs_sorted(t, ref_sorted, nz, nz_a, ctrl_tie);
-                    let (u, p) = mwu_from_rank_sum(r1, n_a, n_b, tie);
-                    out.stat.push(u);
-                    out.p.push(p);
-                }
-            }
-            progress.inc(nb as u64);
-            (g0, out)
+            let pert_codes = &pert_codes;
+            (b0..b1)
+                .map(move |b| {
+                    let g0 = b * GENE_BLOCK;
+                    let g1 = (g0 + GENE_BLOCK).min(n_genes);
+                    let nb = g1 - g0;
+                    // Column slab of this block: per gene, (code, value) in cell order.
+                    let mut cols: Vec<Vec<(u32, f32)>> = vec![Vec::new(); nb];
+                    match x {
+                        Matrix::Csr(m) => {
+                            for r in 0..m.n_rows {
+                                let (idx, val) = m.row(r);
+                                let code = groups.codes[r];
+                                let mut k = cursor[r];
+                                while k < idx.len() && (idx[k] as usize) < g1 {
+                                    // explicit zeros join the zero tie block
+                                    if val[k] != 0.0 {
+                                        cols[idx[k] as usize - g0].push((code, val[k]));
+                                    }
+                                    k += 1;
+                                }
+                                cursor[r] = k;
+                            }
+                        }
+                        Matrix::Dense(m) => {
+                            for r in 0..m.n_rows {
+                                let row = &m.row(r)[g0..g1];
+                                let code = groups.codes[r];
+                                for (k, &v) in row.iter().enumerate() {
+                                    if v != 0.0 {
+                                        cols[k].push((code, v));
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    let mut out = BlockOut {
+                        ref_mean: Vec::with_capacity(nb),
+                        target_mean: Vec::with_capacity(nb * n_perts),
+                        stat: Vec::with_capacity(nb * n_perts),
+                        p: Vec::with_capacity(nb * n_perts),
+                    };
+                    let mut offsets = vec![0usize; n_groups + 1];
+                    let mut buf: Vec<f32> = Vec::new();
+                    for col in &cols {
+                        // counting sort by group, keeping cell order inside a group
+                        offsets.iter_mut().for_each(|o| *o = 0);
+                        for &(c, _) in col {
+                            offsets[c as usize + 1] += 1;
+                        }
+                        for i in 0..n_groups {
+                            offsets[i + 1] += offsets[i];
+                        }
+                        buf.clear();
+                        buf.resize(col.len(), 0.0);
+                        let mut next = offsets.clone();
+                        for &(c, v) in col {
+                            buf[next[c as usize]] = v;
+                            next[c as usize] += 1;
+                        }
+                        // means before sorting (the float32 sum is order dependent)
+                        let ref_vals = &buf[offsets[ctrl]..offsets[ctrl + 1]];
+                        out.ref_mean.push(mean_f32(ref_vals, n_ctrl, dense));
+                        for &pc in pert_codes.iter() {
+                            out.target_mean.push(mean_f32(
+                                &buf[offsets[pc]..offsets[pc + 1]],
+                                groups.counts[pc],
+                                dense,
+                            ));
+                        }
+                        for g in 0..n_groups {
+                            buf[offsets[g]..offsets[g + 1]].sort_unstable_by(|a, b| a.total_cmp(b));
+                        }
+                        let ref_sorted = &buf[offsets[ctrl]..offsets[ctrl + 1]];
+                        let ctrl_tie = tie_term_sorted(ref_sorted);
+                        for &pc in pert_codes.iter() {
+                            let t = &buf[offsets[pc]..offsets[pc + 1]];
+                            let (n_a, n_b) = (groups.counts[pc], n_ctrl);
+                            let nz = n_a + n_b - t.len() - ref_sorted.len();
+                            let nz_a = n_a - t.len();
+                            let (r1, tie) = rank_sum_vs_sorted(t, ref_sorted, nz, nz_a, ctrl_tie);
+                            let (u, p) = mwu_from_rank_sum(r1, n_a, n_b, tie);
+                            out.stat.push(u);
+                            out.p.push(p);
+                        }
+                    }
+                    progress.inc(nb as u64);
+                    (g0, out)
+                })
+                .collect::<Vec<_>>()
         })
         .collect();
 
@@ -267,7 +288,11 @@ pub fn differential_expression(x: &Matrix, genes: &[String], groups: &Groups, pr
             let target_bulk: Vec<f32> = t_mean[sl.clone()].iter().map(|&m| expm1_f32(m)).collect();
             let p_value = pval[sl.clone()].to_vec();
             let fdr = bh_fdr(&p_value);
-            let log2_fold_change = target_bulk.iter().zip(&ref_bulk).map(|(&t, &r)| log2_fc(t, r)).collect();
+            let log2_fold_change = target_bulk
+                .iter()
+                .zip(&ref_bulk)
+                .map(|(&t, &r)| log2_fc(t, r))
+                .collect();
             let percent_change = target_bulk
                 .iter()
                 .zip(&ref_bulk)
@@ -294,9 +319,10 @@ pub fn differential_expression(x: &Matrix, genes: &[String], groups: &Groups, pr
     }
 }
 
-/// pdex's `_expm1_vec` on a float32 mean (float32 result).
+/// pdex's `_expm1_vec` on a float32 mean: numba calls the C library's float32 `expm1f`, which is
+/// not always correctly rounded, so use the same function rather than rounding a float64 result.
 fn expm1_f32(m: f32) -> f32 {
-    (m as f64).exp_m1() as f32
+    m.exp_m1()
 }
 
 /// pdex `log2_fold_change` with epsilon 0: float32 means promoted to float64 by numba, `0/0 -> 0`,
@@ -385,7 +411,9 @@ impl DeTable {
             source,
         })?;
         let rows = parse_csv(&text);
-        let header = rows.first().ok_or_else(|| err("empty file; expected a header row".into()))?;
+        let header = rows
+            .first()
+            .ok_or_else(|| err("empty file; expected a header row".into()))?;
         let col = |name: &str| header.iter().position(|h| h == name);
         let need = |name: &str| col(name).ok_or_else(|| err(format!("missing column `{name}`; header is {header:?}")));
         let (ct, cf, cl, cp, cq) = (
@@ -423,7 +451,11 @@ impl DeTable {
             }
             let num = |c: usize, what: &str| -> Result<f64> {
                 parse_float(&r[c]).ok_or_else(|| {
-                    err(format!("line {}: column `{what}`: `{}` is not a number", line + 1, r[c]))
+                    err(format!(
+                        "line {}: column `{what}`: `{}` is not a number",
+                        line + 1,
+                        r[c]
+                    ))
                 })
             };
             let opt = |c: Option<usize>| c.and_then(|c| parse_float(&r[c])).unwrap_or(f64::NAN);
@@ -517,7 +549,9 @@ mod tests {
         let d = DenseMatrix {
             n_rows: 9,
             n_cols: 2,
-            data: vec![1.0, 0.0, 0.5, 0.0, 0.0, 0.0, 2.0, 0.0, 0.5, 0.0, 0.0, 0.0, 3.0, 0.0, 2.5, 0.0, 4.0, 0.0],
+            data: vec![
+                1.0, 0.0, 0.5, 0.0, 0.0, 0.0, 2.0, 0.0, 0.5, 0.0, 0.0, 0.0, 3.0, 0.0, 2.5, 0.0, 4.0, 0.0,
+            ],
         };
         let labels = ["c", "c", "c", "c", "c", "c", "A", "A", "A"];
         let g = Groups::new(&labels, "c").unwrap();

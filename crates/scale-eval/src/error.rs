@@ -30,7 +30,9 @@ pub enum EvalError {
     },
     #[error("real and pred share no gene names; cannot align")]
     NoSharedGenes,
-    #[error("perturbation labels differ between real and pred: only in real: [{only_real}]; only in pred: [{only_pred}]")]
+    #[error(
+        "perturbation labels differ between real and pred: only in real: [{only_real}]; only in pred: [{only_pred}]"
+    )]
     PertsDiffer { only_real: String, only_pred: String },
     #[error("{which}: control label `{control}` not found among the perturbation labels (first labels: {seen})")]
     ControlMissing {

@@ -22,7 +22,11 @@ fn layout(neg: bool, digits: &str, exp: i32, sci: bool) -> String {
     let sign = if neg { "-" } else { "" };
     if sci {
         let (first, rest) = digits.split_at(1);
-        let es = if exp < 0 { format!("-{}", -exp) } else { format!("+{exp}") };
+        let es = if exp < 0 {
+            format!("-{}", -exp)
+        } else {
+            format!("+{exp}")
+        };
         if rest.is_empty() {
             format!("{sign}{first}e{es}")
         } else {
@@ -58,6 +62,15 @@ pub fn fmt_f64(v: f64) -> String {
     if let Some(s) = special(v) {
         return s;
     }
+    let a = v.abs();
+    if (1e-5..1e16).contains(&a) {
+        // fast path: Display is the shortest round-trip decimal; polars adds ".0" to integers
+        let mut s = format!("{v}");
+        if !s.contains('.') {
+            s.push_str(".0");
+        }
+        return s;
+    }
     let (digits, exp) = sci_parts(&format!("{:e}", v.abs()));
     layout(v < 0.0, &digits, exp, !(-5..16).contains(&exp))
 }
@@ -65,6 +78,14 @@ pub fn fmt_f64(v: f64) -> String {
 /// A float32 the way polars writes it (shortest f32 digits; scientific outside [1e-6, 1e14)).
 pub fn fmt_f32(v: f32) -> String {
     if let Some(s) = special(v as f64) {
+        return s;
+    }
+    let a = v.abs();
+    if (1e-6..1e14).contains(&a) {
+        let mut s = format!("{v}");
+        if !s.contains('.') {
+            s.push_str(".0");
+        }
         return s;
     }
     let (digits, exp) = sci_parts(&format!("{:e}", v.abs()));

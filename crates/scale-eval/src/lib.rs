@@ -202,13 +202,19 @@ pub fn pseudobulk(x: &Matrix, groups: &Groups) -> Vec<f32> {
 /// Summarises one side for `cfg`: validation, pseudobulk, DE (unless `have_de`), energy distances.
 pub fn summarize(d: &EvalData, cfg: &EvalConfig, have_de: bool, progress: &dyn Progress) -> Result<FileSummary> {
     let plan = plan(cfg);
+    let t = std::time::Instant::now();
     let groups = validate(d, &cfg.control)?;
     let bulk = pseudobulk(d.x, &groups);
+    tracing::info!("{}: validated + pseudobulk in {:.2}s", d.which, t.elapsed().as_secs_f64());
+    let t = std::time::Instant::now();
     let de = (plan_needs_de(&plan) && cfg.profile.needs_de() && !have_de)
         .then(|| de::differential_expression(d.x, d.genes, &groups, progress));
+    tracing::info!("{}: DE in {:.2}s", d.which, t.elapsed().as_secs_f64());
+    let t = std::time::Instant::now();
     let edist = plan
         .contains(&"pearson_edistance")
         .then(|| edistance::energy_distances(d.x, &groups, progress));
+    tracing::info!("{}: energy distances in {:.2}s", d.which, t.elapsed().as_secs_f64());
     Ok(FileSummary {
         groups,
         bulk,
@@ -238,7 +244,11 @@ pub fn evaluate_summaries(
     let pred_perts: Vec<String> = pred.groups.perts().map(|(_, n)| n.to_string()).collect();
     if real.groups.names != pred.groups.names {
         let only = |a: &[String], b: &[String]| -> String {
-            a.iter().filter(|x| !b.contains(x)).cloned().collect::<Vec<_>>().join(", ")
+            a.iter()
+                .filter(|x| !b.contains(x))
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
         };
         return Err(EvalError::PertsDiffer {
             only_real: only(&real.groups.names, &pred.groups.names),
@@ -259,7 +269,9 @@ pub fn evaluate_summaries(
             metrics::de_metrics(dr, dp, &perts, &plan, &mut out)?;
         }
     }
+    let t = std::time::Instant::now();
     metrics::anndata_metrics(real, pred, genes, &perts, &plan, &mut out);
+    tracing::info!("expression metrics in {:.2}s", t.elapsed().as_secs_f64());
     if plan.contains(&"clustering_agreement") {
         tracing::warn!(
             "clustering_agreement (Leiden on pseudobulk centroids) is not implemented in scale; the column is left out, \
@@ -271,7 +283,12 @@ pub fn evaluate_summaries(
 }
 
 /// Whole evaluation on in-memory data (both sides must have the same genes in the same order).
-pub fn evaluate(real: &EvalData, pred: &EvalData, cfg: &EvalConfig, progress: &dyn Progress) -> Result<(EvalOutput, FileSummary, FileSummary)> {
+pub fn evaluate(
+    real: &EvalData,
+    pred: &EvalData,
+    cfg: &EvalConfig,
+    progress: &dyn Progress,
+) -> Result<(EvalOutput, FileSummary, FileSummary)> {
     check_genes(real.genes, pred.genes)?;
     let rs = summarize(real, cfg, false, progress)?;
     let ps = summarize(pred, cfg, false, progress)?;
@@ -284,7 +301,11 @@ pub fn check_genes(real: &[String], pred: &[String]) -> Result<()> {
     if real == pred {
         return Ok(());
     }
-    let index = real.iter().zip(pred).position(|(a, b)| a != b).unwrap_or(real.len().min(pred.len()));
+    let index = real
+        .iter()
+        .zip(pred)
+        .position(|(a, b)| a != b)
+        .unwrap_or(real.len().min(pred.len()));
     Err(EvalError::GenesDiffer {
         index,
         real: real.get(index).cloned().unwrap_or_else(|| "<end>".into()),
@@ -324,7 +345,10 @@ pub fn ensure_log1p(x: &mut Matrix, which: &str) -> Result<SpaceAction> {
             });
         }
         if max >= 15.0 {
-            return Err(EvalError::NotLog1p { which: which.into(), max });
+            return Err(EvalError::NotLog1p {
+                which: which.into(),
+                max,
+            });
         }
         return Ok(SpaceAction::AlreadyLog1p);
     }
@@ -334,7 +358,9 @@ pub fn ensure_log1p(x: &mut Matrix, which: &str) -> Result<SpaceAction> {
     let dense = matches!(x, Matrix::Dense(_));
     let totals: Vec<f32> = match &*x {
         Matrix::Csr(m) => m.row_sums().iter().map(|&t| t as f32).collect(),
-        Matrix::Dense(m) => (0..m.n_rows).map(|r| m.row(r).iter().map(|&v| v as f64).sum::<f64>() as f32).collect(),
+        Matrix::Dense(m) => (0..m.n_rows)
+            .map(|r| m.row(r).iter().map(|&v| v as f64).sum::<f64>() as f32)
+            .collect(),
     };
     let mut pool: Vec<f32> = totals.iter().copied().filter(|&t| !dense || t > 0.0).collect();
     pool.sort_by(|a, b| a.total_cmp(b));

@@ -39,7 +39,10 @@ impl Side {
             labels: rows.iter().map(|&r| self.labels[r].clone()).collect(),
             genes: self.genes.clone(),
             cells: rows.iter().map(|&r| self.cells[r].clone()).collect(),
-            celltypes: self.celltypes.as_ref().map(|c| rows.iter().map(|&r| c[r].clone()).collect()),
+            celltypes: self
+                .celltypes
+                .as_ref()
+                .map(|c| rows.iter().map(|&r| c[r].clone()).collect()),
             space: self.space,
         }
     }
@@ -58,11 +61,13 @@ pub fn read_side(path: &Path, which: &str, pert_col: &str, celltype_col: Option<
     let obs = r.read_obs()?;
     let var = r.read_var()?;
     let col = |name: &str| -> Result<Vec<String>> {
-        obs.column(name).map(|c| c.to_strings()).ok_or_else(|| EvalError::MissingColumn {
-            file: path.to_path_buf(),
-            column: name.to_string(),
-            available: obs.column_names().join(", "),
-        })
+        obs.column(name)
+            .map(|c| c.to_strings())
+            .ok_or_else(|| EvalError::MissingColumn {
+                file: path.to_path_buf(),
+                column: name.to_string(),
+                available: obs.column_names().join(", "),
+            })
     };
     let labels = col(pert_col)?;
     let celltypes = celltype_col.map(col).transpose()?;

@@ -54,8 +54,12 @@ impl<'a> DeView<'a> {
 
 /// Maps the pred table's feature ids onto the real table's (they differ when read from CSVs).
 fn align_features(real: &DeTable, pred: &DeTable) -> Vec<u32> {
-    let map: std::collections::HashMap<&str, u32> =
-        real.features.iter().enumerate().map(|(i, f)| (f.as_str(), i as u32)).collect();
+    let map: std::collections::HashMap<&str, u32> = real
+        .features
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.as_str(), i as u32))
+        .collect();
     pred.features
         .iter()
         .map(|f| map.get(f.as_str()).copied().unwrap_or(u32::MAX))
@@ -63,7 +67,13 @@ fn align_features(real: &DeTable, pred: &DeTable) -> Vec<u32> {
 }
 
 /// Computes the DE metrics of `plan` into `out` (rows = `perts`, sorted).
-pub fn de_metrics(real: &DeTable, pred: &DeTable, perts: &[String], plan: &[&str], out: &mut ResultsTable) -> Result<()> {
+pub fn de_metrics(
+    real: &DeTable,
+    pred: &DeTable,
+    perts: &[String],
+    plan: &[&str],
+    out: &mut ResultsTable,
+) -> Result<()> {
     let mut real_targets: Vec<&str> = real.blocks.iter().map(|b| b.target.as_str()).collect();
     let mut pred_targets: Vec<&str> = pred.blocks.iter().map(|b| b.target.as_str()).collect();
     real_targets.sort();
@@ -81,8 +91,14 @@ pub fn de_metrics(real: &DeTable, pred: &DeTable, perts: &[String], plan: &[&str
     }
     let nf = real.features.len();
     let pmap = align_features(real, pred);
-    let rv: Vec<DeView> = perts.iter().map(|p| DeView::new(real.block(p).expect("checked"))).collect();
-    let pv: Vec<DeView> = perts.iter().map(|p| DeView::new(pred.block(p).expect("checked"))).collect();
+    let rv: Vec<DeView> = perts
+        .iter()
+        .map(|p| DeView::new(real.block(p).expect("checked")))
+        .collect();
+    let pv: Vec<DeView> = perts
+        .iter()
+        .map(|p| DeView::new(pred.block(p).expect("checked")))
+        .collect();
     // pred rows indexed by real feature id
     let prow: Vec<Vec<u32>> = pv
         .iter()
@@ -196,7 +212,11 @@ pub fn de_metrics(real: &DeTable, pred: &DeTable, perts: &[String], plan: &[&str
                                 let f = r.block.feature[ri] as usize;
                                 let pr = prow[i][f];
                                 a.push(r.lfc[ri] as f64);
-                                b.push(if pr == u32::MAX { 0.0 } else { pv[i].lfc[pr as usize] as f64 });
+                                b.push(if pr == u32::MAX {
+                                    0.0
+                                } else {
+                                    pv[i].lfc[pr as usize] as f64
+                                });
                             }
                             Some(spearman(&a, &b))
                         }
@@ -281,7 +301,14 @@ fn sign(v: f32) -> f32 {
 
 /// Computes the expression metrics of `plan` into `out`.
 /// `genes`: gene names (the discrimination score leaves out the gene named like the perturbation).
-pub fn anndata_metrics(real: &FileSummary, pred: &FileSummary, genes: &[String], perts: &[String], plan: &[&str], out: &mut ResultsTable) {
+pub fn anndata_metrics(
+    real: &FileSummary,
+    pred: &FileSummary,
+    genes: &[String],
+    perts: &[String],
+    plan: &[&str],
+    out: &mut ResultsTable,
+) {
     let g = genes.len();
     let n = perts.len();
     let gi = |s: &FileSummary, p: &str| s.groups.names.binary_search_by(|x| x.as_str().cmp(p)).expect("checked");
@@ -300,7 +327,9 @@ pub fn anndata_metrics(real: &FileSummary, pred: &FileSummary, genes: &[String],
 
     for &name in plan {
         let col: Vec<Option<f64>> = match name {
-            "pearson_delta" => (0..n).map(|i| Some(pearson(&f64v(&pred_d[i]), &f64v(&real_d[i])))).collect(),
+            "pearson_delta" => (0..n)
+                .map(|i| Some(pearson(&f64v(&pred_d[i]), &f64v(&real_d[i]))))
+                .collect(),
             "mse" | "mae" | "mse_delta" | "mae_delta" => (0..n)
                 .map(|i| {
                     let (x, y) = if name.ends_with("_delta") {

@@ -56,7 +56,11 @@ impl ResultsTable {
     /// NaN sorted last, nulls are only counted.
     pub fn describe(&self) -> AggTable {
         AggTable {
-            columns: self.columns.iter().map(|(n, v)| (n.clone(), describe_column(v))).collect(),
+            columns: self
+                .columns
+                .iter()
+                .map(|(n, v)| (n.clone(), describe_column(v)))
+                .collect(),
         }
     }
 }

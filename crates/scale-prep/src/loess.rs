@@ -54,7 +54,7 @@ pub fn loess_fit(x: &[f64], y: &[f64], opts: &LoessOptions) -> Result<Vec<f64>, 
             i % n.max(1)
         )));
     }
-    if opts.degree > 2 || !(opts.span > 0.0) {
+    if opts.degree > 2 || opts.span.is_nan() || opts.span <= 0.0 {
         return Err(PrepError::InvalidOption {
             option: "loess".into(),
             message: format!("degree must be 0..=2 and span > 0 (got {}, {})", opts.degree, opts.span),
@@ -269,7 +269,7 @@ impl KdTree1 {
             let (l, u) = ranges[p];
             let (vl, vu) = (vertices[cells[p].lo_vertex], vertices[cells[p].hi_vertex]);
             let diam = (vu - vl).abs();
-            let mut leaf = u - l + 1 <= fc || diam <= 0.0;
+            let mut leaf = u - l < fc || diam <= 0.0;
             if !leaf {
                 leaf = nvmax < cells.len() + 2 || nvmax < vertices.len() + 1;
             }

@@ -75,14 +75,14 @@ pub fn normalize_total(m: &mut Matrix, target_sum: Option<f64>) -> Result<Normal
         .collect();
     match m {
         Matrix::Csr(c) => {
-            for r in 0..c.n_rows {
+            for (r, f) in factor.iter().enumerate() {
                 let (a, b) = (c.indptr[r] as usize, c.indptr[r + 1] as usize);
-                c.data[a..b].iter_mut().for_each(|v| *v /= factor[r]);
+                c.data[a..b].iter_mut().for_each(|v| *v /= f);
             }
         }
         Matrix::Dense(d) => {
-            for r in 0..d.n_rows {
-                d.row_mut(r).iter_mut().for_each(|v| *v /= factor[r]);
+            for (r, f) in factor.iter().enumerate() {
+                d.row_mut(r).iter_mut().for_each(|v| *v /= f);
             }
         }
     }

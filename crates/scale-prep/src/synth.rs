@@ -193,7 +193,9 @@ fn splitmix64(mut z: u64) -> u64 {
 }
 
 fn rng_for(seed: u64, stream: u64, index: u64) -> Xoshiro256PlusPlus {
-    Xoshiro256PlusPlus::seed_from_u64(splitmix64(splitmix64(seed ^ stream.wrapping_mul(0xA24B_AED4_963E_E407)) ^ index))
+    Xoshiro256PlusPlus::seed_from_u64(splitmix64(
+        splitmix64(seed ^ stream.wrapping_mul(0xA24B_AED4_963E_E407)) ^ index,
+    ))
 }
 
 fn normal(mean: f64, sd: f64) -> Normal<f64> {
@@ -214,7 +216,10 @@ fn sample_distinct(rng: &mut impl Rng, n: usize, k: usize) -> Vec<usize> {
 fn sparse_effects(rng: &mut impl Rng, n_genes: usize, frac: f64, sd: f64) -> Vec<(usize, f64)> {
     let k = ((n_genes as f64 * frac).round() as usize).max(1).min(n_genes);
     let d = normal(0.0, sd);
-    sample_distinct(rng, n_genes, k).into_iter().map(|g| (g, d.sample(rng))).collect()
+    sample_distinct(rng, n_genes, k)
+        .into_iter()
+        .map(|g| (g, d.sample(rng)))
+        .collect()
 }
 
 impl SynthModel {
@@ -235,7 +240,11 @@ impl SynthModel {
         if cfg.n_perts > cfg.n_genes / 2 {
             return Err(bad(
                 "perts",
-                format!("{} genetic perturbations need ≥ {} genes (targets are distinct expressed genes)", cfg.n_perts, 2 * cfg.n_perts),
+                format!(
+                    "{} genetic perturbations need ≥ {} genes (targets are distinct expressed genes)",
+                    cfg.n_perts,
+                    2 * cfg.n_perts
+                ),
             ));
         }
         if cfg.n_contexts > u16::MAX as usize || cfg.n_batches > u16::MAX as usize {
@@ -247,8 +256,16 @@ impl SynthModel {
         if !(cfg.knockdown > 0.0 && cfg.knockdown <= 1.0) {
             return Err(bad("knockdown", format!("must lie in (0, 1], got {}", cfg.knockdown)));
         }
-        if !(cfg.lib_median > 0.0) || cfg.lib_sdlog < 0.0 || cfg.base_sdlog < 0.0 || cfg.block_size == 0 {
-            return Err(bad("lib_median/lib_sdlog/base_sdlog/block_size", "must be positive".into()));
+        if cfg.lib_median.is_nan()
+            || cfg.lib_median <= 0.0
+            || cfg.lib_sdlog < 0.0
+            || cfg.base_sdlog < 0.0
+            || cfg.block_size == 0
+        {
+            return Err(bad(
+                "lib_median/lib_sdlog/base_sdlog/block_size",
+                "must be positive".into(),
+            ));
         }
         let (g, nc, nb) = (cfg.n_genes, cfg.n_contexts, cfg.n_batches);
         let width = (g - 1).to_string().len().max(4);
@@ -454,8 +471,8 @@ impl SynthModel {
                 cfg.lib_median
             };
             let (share, blog) = (&self.share[c], &self.batch_log[b]);
-            for gi in 0..g {
-                mu[gi] = lib * share[gi] * blog[gi].exp();
+            for ((m, s), bl) in mu.iter_mut().zip(share).zip(blog) {
+                *m = lib * s * bl.exp();
             }
             let scale = pert.dose_scale(dose);
             for &(gi, e) in &self.effects[p][c] {
@@ -463,8 +480,8 @@ impl SynthModel {
             }
             cols.clear();
             vals.clear();
-            for gi in 0..g {
-                let k = sample_nb(&mut rng, mu[gi], self.nb_size[gi]);
+            for (gi, (&m, &r)) in mu.iter().zip(&self.nb_size).enumerate() {
+                let k = sample_nb(&mut rng, m, r);
                 if k > 0 {
                     cols.push(gi as u32);
                     vals.push(k as f32);
@@ -511,7 +528,9 @@ impl SynthModel {
         let mut var = Frame::new(self.gene_names.clone());
         let g = self.cfg.n_genes;
         let nc = self.cfg.n_contexts as f64;
-        let mean_share: Vec<f64> = (0..g).map(|j| self.share.iter().map(|s| s[j]).sum::<f64>() / nc).collect();
+        let mean_share: Vec<f64> = (0..g)
+            .map(|j| self.share.iter().map(|s| s[j]).sum::<f64>() / nc)
+            .collect();
         let mut is_target = vec![false; g];
         for p in &self.perts {
             if let Some(t) = p.target {
@@ -550,18 +569,29 @@ impl SynthModel {
                 labels
                     .pert
                     .iter()
-                    .map(|&p| kinds.iter().position(|k| *k == self.perts[p as usize].kind).unwrap_or(0) as i32)
+                    .map(|&p| {
+                        kinds
+                            .iter()
+                            .position(|k| *k == self.perts[p as usize].kind)
+                            .unwrap_or(0) as i32
+                    })
                     .collect(),
                 kinds.iter().map(|k| k.as_str().to_string()).collect(),
             ),
         );
         obs.set_column(
             "cell_type",
-            cat(labels.context.iter().map(|&c| c as i32).collect(), self.context_names.clone()),
+            cat(
+                labels.context.iter().map(|&c| c as i32).collect(),
+                self.context_names.clone(),
+            ),
         );
         obs.set_column(
             "gem_group",
-            cat(labels.batch.iter().map(|&b| b as i32).collect(), self.batch_names.clone()),
+            cat(
+                labels.batch.iter().map(|&b| b as i32).collect(),
+                self.batch_names.clone(),
+            ),
         );
         if self.cfg.drugs {
             obs.set_column("dose", Column::Float(labels.dose.iter().map(|&d| d as f64).collect()));
@@ -632,7 +662,7 @@ impl SynthModel {
 /// Inverse CDF with one uniform for moderate means (most draws are a single comparison with P(0));
 /// gamma-Poisson for large means where the walk would be long.
 pub fn sample_nb(rng: &mut impl Rng, mu: f64, r: f64) -> u32 {
-    if !(mu > 0.0) {
+    if mu.is_nan() || mu <= 0.0 {
         return 0;
     }
     if mu > 64.0 {
@@ -676,7 +706,10 @@ mod tests {
             let m = xs.iter().sum::<f64>() / n as f64;
             let v = xs.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (n - 1) as f64;
             let want_v = mu + mu * mu / r;
-            assert!((m - mu).abs() < 4.0 * (want_v / n as f64).sqrt() + 1e-9, "mean {m} vs {mu}");
+            assert!(
+                (m - mu).abs() < 4.0 * (want_v / n as f64).sqrt() + 1e-9,
+                "mean {m} vs {mu}"
+            );
             assert!((v / want_v - 1.0).abs() < 0.05, "var {v} vs {want_v} (mu {mu}, r {r})");
         }
     }

@@ -35,7 +35,11 @@ pub enum StoreError {
         cell: String,
     },
     #[error("duplicate cell name `{cell}` (in {first} and {second}); cell names must be unique across inputs")]
-    DuplicateCell { cell: String, first: String, second: String },
+    DuplicateCell {
+        cell: String,
+        first: String,
+        second: String,
+    },
     #[error("{input}: duplicate gene name `{gene}` in the feature list")]
     DuplicateGene { input: String, gene: String },
     #[error(

@@ -140,8 +140,7 @@ mod space_serde {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(de: D) -> Result<ExpressionSpace, D::Error> {
         let s = String::deserialize(de)?;
-        ExpressionSpace::parse(&s)
-            .ok_or_else(|| serde::de::Error::custom(format!("unknown expression space `{s}`")))
+        ExpressionSpace::parse(&s).ok_or_else(|| serde::de::Error::custom(format!("unknown expression space `{s}`")))
     }
 }
 

@@ -232,9 +232,12 @@ impl Builder {
 
     fn fill_cells(&self, out: &mut [f32]) {
         let g = self.store.n_features();
+        let mut bytes = 0;
         for (i, &row) in self.picks.iter().enumerate() {
             self.store.read_row_into(row, &mut out[i * g..(i + 1) * g]);
+            bytes += self.store.row_bytes(row);
         }
+        self.store.account(bytes);
     }
 
     /// Builds batch `k` into `b` (buffers resized if needed).

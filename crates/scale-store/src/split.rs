@@ -100,7 +100,11 @@ impl std::fmt::Display for SplitReport {
             )?;
         }
         if self.excluded_groups > 0 {
-            writeln!(f, "({} groups of datasets not named by the split are excluded)", self.excluded_groups)?;
+            writeln!(
+                f,
+                "({} groups of datasets not named by the split are excluded)",
+                self.excluded_groups
+            )?;
         }
         Ok(())
     }
@@ -163,7 +167,9 @@ impl Split {
         }
         let mut training: HashSet<u32> = HashSet::new();
         for (name, v) in &t.training {
-            let d = m.dataset_index(name).ok_or_else(|| unknown("dataset", name, &ds_names))?;
+            let d = m
+                .dataset_index(name)
+                .ok_or_else(|| unknown("dataset", name, &ds_names))?;
             if v != "train" {
                 return Err(StoreError::Split {
                     source_name: source.to_string(),
@@ -177,7 +183,9 @@ impl Split {
         let resolve = |key: &str| -> Result<(u32, u32), StoreError> {
             for (di, d) in m.datasets.iter().enumerate() {
                 if let Some(ctx) = key.strip_prefix(&format!("{}.", d.name)) {
-                    let c = m.context_index(ctx).ok_or_else(|| unknown("context", ctx, &m.contexts))?;
+                    let c = m
+                        .context_index(ctx)
+                        .ok_or_else(|| unknown("context", ctx, &m.contexts))?;
                     let present = m.groups.iter().any(|g| g.dataset == di as u32 && g.context == c);
                     if !present {
                         return Err(StoreError::Split {
@@ -212,7 +220,11 @@ impl Split {
                             message: format!("[fewshot.\"{key}\"] holds out the control `{p}`"),
                         });
                     }
-                    if !m.groups.iter().any(|g| g.dataset == d && g.context == c && g.pert == pi) {
+                    if !m
+                        .groups
+                        .iter()
+                        .any(|g| g.dataset == d && g.context == c && g.pert == pi)
+                    {
                         return Err(StoreError::Split {
                             source_name: source.to_string(),
                             message: format!("perturbation `{p}` has no cells in `{key}`"),

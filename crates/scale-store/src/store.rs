@@ -4,6 +4,8 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use memmap2::Mmap;
 use scale_io::{CsrMatrix, DenseMatrix};
 use xxhash_rust::xxh3::Xxh3;
@@ -41,6 +43,17 @@ impl Mapped {
         self.map.as_deref().unwrap_or(&[])
     }
 
+    /// Drops this process's page-table entries for the mapping; the data stays in the page cache and
+    /// is faulted back in on the next access. Bounds the resident set of long sampling runs over stores
+    /// larger than the memory budget.
+    fn release(&self) {
+        if let Some(m) = &self.map {
+            // SAFETY: the mapping is read-only and file-backed (shared), so MADV_DONTNEED discards no
+            // data: later reads see the file's contents again.
+            let _ = unsafe { m.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) };
+        }
+    }
+
     /// The mapping as `[T]`. Page-aligned maps satisfy any primitive alignment.
     fn as_slice<T: Copy>(&self) -> &[T] {
         let b = self.bytes();
@@ -63,7 +76,16 @@ pub struct Store {
     dense: Mapped,
     /// Control groups per context, in group order.
     controls_by_context: Vec<Vec<usize>>,
+    /// Bytes read through the maps since the last release, and the release threshold (0: never).
+    touched: AtomicU64,
+    page_budget: AtomicU64,
 }
+
+/// Linux maps up to 16 already-cached pages around a faulting page (`fault_around_bytes`).
+const FAULT_AROUND: u64 = 64 << 10;
+
+/// Default resident budget for mapped store pages before they are released (see [`Store::set_page_budget`]).
+pub const DEFAULT_PAGE_BUDGET: u64 = 256 << 20;
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -140,6 +162,8 @@ impl Store {
             data,
             dense,
             controls_by_context,
+            touched: AtomicU64::new(0),
+            page_budget: AtomicU64::new(DEFAULT_PAGE_BUDGET),
         };
         if store.manifest.layout == Layout::Sparse {
             let p: &[u64] = store.indptr.as_slice();
@@ -147,7 +171,10 @@ impl Store {
                 return Err(StoreError::Corrupt {
                     path: dir.to_path_buf(),
                     file: INDPTR_FILE.into(),
-                    message: format!("indptr runs {}..{}, expected 0..{}", p[0], p[n as usize], store.manifest.nnz),
+                    message: format!(
+                        "indptr runs {}..{}, expected 0..{}",
+                        p[0], p[n as usize], store.manifest.nnz
+                    ),
                 });
             }
         }
@@ -167,7 +194,10 @@ impl Store {
         let mut offset = 0u64;
         for (g, gi) in m.groups.iter().enumerate() {
             if gi.offset != offset || gi.n_cells == 0 {
-                return Err(bad(format!("group {g} has offset {} / {} cells", gi.offset, gi.n_cells)));
+                return Err(bad(format!(
+                    "group {g} has offset {} / {} cells",
+                    gi.offset, gi.n_cells
+                )));
             }
             if gi.context as usize >= m.contexts.len()
                 || gi.pert as usize >= m.perts.len()
@@ -256,6 +286,42 @@ impl Store {
             .unwrap_or_default()
     }
 
+    /// Mapped pages are released (dropped from this process's resident set, kept in the page cache) after
+    /// about `bytes` have been read through the maps; 0 never releases. Reads touch whole pages, so the
+    /// resident set of the maps stays within a small multiple of this.
+    pub fn set_page_budget(&self, bytes: u64) {
+        self.page_budget.store(bytes, Ordering::Relaxed);
+    }
+
+    /// Records `bytes` read; releases the maps' pages when over budget.
+    pub(crate) fn account(&self, bytes: u64) {
+        let budget = self.page_budget.load(Ordering::Relaxed);
+        if budget == 0 {
+            return;
+        }
+        let t = self.touched.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        if t > budget && self.touched.swap(0, Ordering::Relaxed) > budget {
+            self.indptr.release();
+            self.indices.release();
+            self.data.release();
+            self.dense.release();
+        }
+    }
+
+    /// Bytes of row `cell` in the maps (for [`Store::account`]).
+    #[inline]
+    pub(crate) fn row_bytes(&self, cell: usize) -> u64 {
+        match self.manifest.layout {
+            Layout::Sparse => {
+                let p: &[u64] = self.indptr.as_slice();
+                // A fault maps up to FAULT_AROUND bytes of cached pages around the faulting one (Linux
+                // fault-around), in each of the three arrays.
+                (p[cell + 1] - p[cell]) * 8 + 3 * FAULT_AROUND
+            }
+            Layout::Dense => (self.n_features() * 4) as u64 + FAULT_AROUND,
+        }
+    }
+
     /// Writes row `cell` densely into `out` (length n_features), overwriting all of it.
     #[inline]
     pub fn read_row_into(&self, cell: usize, out: &mut [f32]) {
@@ -295,9 +361,12 @@ impl Store {
         }
         let g = self.n_features();
         let mut m = DenseMatrix::zeros(rows.len(), g);
+        let mut bytes = 0;
         for (k, r) in rows.enumerate() {
             self.read_row_into(r, m.row_mut(k));
+            bytes += self.row_bytes(r);
         }
+        self.account(bytes);
         Ok(m)
     }
 

@@ -86,10 +86,12 @@ fn as_f32(f: &Field) -> Option<f32> {
 }
 
 fn string_col(path: &Path, row: &Row, name: &str, i: usize) -> Result<String, StoreError> {
-    field(row, name).and_then(as_string).ok_or_else(|| StoreError::BadInput {
-        input: path.display().to_string(),
-        message: format!("row {i}: missing or non-string field `{name}`"),
-    })
+    field(row, name)
+        .and_then(as_string)
+        .ok_or_else(|| StoreError::BadInput {
+            input: path.display().to_string(),
+            message: format!("row {i}: missing or non-string field `{name}`"),
+        })
 }
 
 /// Interns labels into a vocabulary.
@@ -172,10 +174,12 @@ impl TahoeSource {
         let gpath = meta_dir.join("gene_metadata.parquet");
         let mut genes_tab: Vec<(i64, String, String)> = Vec::new();
         for (i, row) in read_table(&gpath)?.iter().enumerate() {
-            let tok = field(row, "token_id").and_then(as_i64).ok_or_else(|| StoreError::BadInput {
-                input: gpath.display().to_string(),
-                message: format!("row {i}: missing integer `token_id`"),
-            })?;
+            let tok = field(row, "token_id")
+                .and_then(as_i64)
+                .ok_or_else(|| StoreError::BadInput {
+                    input: gpath.display().to_string(),
+                    message: format!("row {i}: missing integer `token_id`"),
+                })?;
             let sym = field(row, "gene_symbol").and_then(as_string).unwrap_or_default();
             let ens = field(row, "ensembl_id").and_then(as_string).unwrap_or_default();
             genes_tab.push((tok, sym, ens));
@@ -204,7 +208,11 @@ impl TahoeSource {
         notes.push(format!(
             "tahoe: {} genes from gene_metadata, named by {}",
             genes.len(),
-            if symbols_ok { "gene_symbol" } else { "ensembl_id (gene symbols are not unique)" }
+            if symbols_ok {
+                "gene_symbol"
+            } else {
+                "ensembl_id (gene symbols are not unique)"
+            }
         ));
         let token_col: HashMap<i64, u32> = genes_tab.iter().enumerate().map(|(i, g)| (g.0, i as u32)).collect();
 

@@ -180,7 +180,12 @@ fn align_genes(
             for s in &sources[1..] {
                 let set: HashSet<&str> = s.genes().iter().map(|g| g.as_str()).collect();
                 let missing: Vec<&str> = first.iter().map(|g| g.as_str()).filter(|g| !set.contains(g)).collect();
-                let extra: Vec<&str> = s.genes().iter().map(|g| g.as_str()).filter(|g| !set0.contains(g)).collect();
+                let extra: Vec<&str> = s
+                    .genes()
+                    .iter()
+                    .map(|g| g.as_str())
+                    .filter(|g| !set0.contains(g))
+                    .collect();
                 if !missing.is_empty() || !extra.is_empty() {
                     return Err(StoreError::GenesDiffer {
                         input: s.inputs().join(","),
@@ -256,7 +261,9 @@ pub fn ingest(
         return Err(StoreError::Empty("no inputs given".into()));
     }
     if out.exists() && !opts.overwrite {
-        return Err(StoreError::Exists { path: out.to_path_buf() });
+        return Err(StoreError::Exists {
+            path: out.to_path_buf(),
+        });
     }
     // Consistency of the inputs before any work.
     let mut names = HashSet::new();
@@ -385,8 +392,12 @@ pub fn ingest(
                             &mut acc,
                             (&mut cols, &mut vals, &mut pairs),
                         )?;
-                        spill_a.write_all(u32_bytes(&cols)).map_err(|e| StoreError::io(&spill_a_path, e))?;
-                        spill_b.write_all(f32_bytes(&vals)).map_err(|e| StoreError::io(&spill_b_path, e))?;
+                        spill_a
+                            .write_all(u32_bytes(&cols))
+                            .map_err(|e| StoreError::io(&spill_a_path, e))?;
+                        spill_b
+                            .write_all(f32_bytes(&vals))
+                            .map_err(|e| StoreError::io(&spill_b_path, e))?;
                         let last = *spill_ptr.last().unwrap_or(&0);
                         spill_ptr.push(last + cols.len() as u64);
                     }
@@ -408,8 +419,12 @@ pub fn ingest(
                             &mut acc,
                             (&mut cols, &mut vals, &mut pairs),
                         )?;
-                        spill_a.write_all(u32_bytes(&cols)).map_err(|e| StoreError::io(&spill_a_path, e))?;
-                        spill_b.write_all(f32_bytes(&vals)).map_err(|e| StoreError::io(&spill_b_path, e))?;
+                        spill_a
+                            .write_all(u32_bytes(&cols))
+                            .map_err(|e| StoreError::io(&spill_a_path, e))?;
+                        spill_b
+                            .write_all(f32_bytes(&vals))
+                            .map_err(|e| StoreError::io(&spill_b_path, e))?;
                         let last = *spill_ptr.last().unwrap_or(&0);
                         spill_ptr.push(last + cols.len() as u64);
                     }
@@ -504,7 +519,11 @@ pub fn ingest(
         }
         pert_set.extend(src_perts.iter().map(|s| s.to_string()));
         ctx_set.extend(used[si][1].iter().map(|&c| v.context[c as usize].clone()));
-        batch_set.extend(used[si][2].iter().map(|&c| qualify(multi, &datasets[si].name, &v.batch[c as usize])));
+        batch_set.extend(
+            used[si][2]
+                .iter()
+                .map(|&c| qualify(multi, &datasets[si].name, &v.batch[c as usize])),
+        );
     }
     let perts: Vec<String> = pert_set.into_iter().collect();
     let contexts: Vec<String> = ctx_set.into_iter().collect();
@@ -517,7 +536,10 @@ pub fn ingest(
         .map(|(si, v)| {
             [
                 v.pert.iter().map(|p| find(&perts, p).unwrap_or(u32::MAX)).collect(),
-                v.context.iter().map(|c| find(&contexts, c).unwrap_or(u32::MAX)).collect(),
+                v.context
+                    .iter()
+                    .map(|c| find(&contexts, c).unwrap_or(u32::MAX))
+                    .collect(),
                 v.batch
                     .iter()
                     .map(|b| find(&batches, &qualify(multi, &datasets[si].name, b)).unwrap_or(u32::MAX))
@@ -601,7 +623,8 @@ pub fn ingest(
         let mut buf = vec![0u8; n_features * 4];
         for (k, &i) in order.iter().enumerate() {
             let a = spill_ptr[i as usize] * 4;
-            fb.read_exact_at(&mut buf, a).map_err(|e| StoreError::io(&spill_b_path, e))?;
+            fb.read_exact_at(&mut buf, a)
+                .map_err(|e| StoreError::io(&spill_b_path, e))?;
             out_d.write(&buf)?;
             if k % 65536 == 0 {
                 progress("write", k as u64);
@@ -619,9 +642,11 @@ pub fn ingest(
             let (a, b) = (spill_ptr[i as usize], spill_ptr[i as usize + 1]);
             let len = ((b - a) * 4) as usize;
             buf.resize(len, 0);
-            fa.read_exact_at(&mut buf, a * 4).map_err(|e| StoreError::io(&spill_a_path, e))?;
+            fa.read_exact_at(&mut buf, a * 4)
+                .map_err(|e| StoreError::io(&spill_a_path, e))?;
             out_i.write(&buf)?;
-            fb.read_exact_at(&mut buf, a * 4).map_err(|e| StoreError::io(&spill_b_path, e))?;
+            fb.read_exact_at(&mut buf, a * 4)
+                .map_err(|e| StoreError::io(&spill_b_path, e))?;
             out_v.write(&buf)?;
             ptr += b - a;
             out_p.write(&ptr.to_le_bytes())?;

@@ -36,7 +36,10 @@ fn h5ad_rows_land_in_their_groups_unchanged() {
         ..Default::default()
     };
     ingest(
-        vec![h5ad("tiny_a.h5ad", "a", ValueSource::X), h5ad("tiny_b.h5ad", "b", ValueSource::X)],
+        vec![
+            h5ad("tiny_a.h5ad", "a", ValueSource::X),
+            h5ad("tiny_b.h5ad", "b", ValueSource::X),
+        ],
         &out,
         &opts,
         &|_, _| {},
@@ -54,7 +57,10 @@ fn h5ad_rows_land_in_their_groups_unchanged() {
     let mut want: HashMap<String, (Vec<f32>, String, String, String)> = HashMap::new();
     for f in ["tiny_a.h5ad", "tiny_b.h5ad"] {
         let a = read_h5ad(&fixture(f)).unwrap();
-        let cols: Vec<usize> = genes.iter().map(|g| a.var.index.iter().position(|v| v == g).unwrap()).collect();
+        let cols: Vec<usize> = genes
+            .iter()
+            .map(|g| a.var.index.iter().position(|v| v == g).unwrap())
+            .collect();
         let x = a.x.to_dense().select_cols(&cols);
         let lab = |c: &str| a.obs.column(c).unwrap().to_strings();
         let (p, c, b) = (lab("gene"), lab("cell_type"), lab("gem_group"));
@@ -65,7 +71,12 @@ fn h5ad_rows_land_in_their_groups_unchanged() {
     for g in 0..store.n_groups() {
         let gi = &m.groups[g];
         let d = store.read_group_dense(g).unwrap();
-        for (r, n) in store.cell_names(store.group_rows(g).unwrap()).unwrap().iter().enumerate() {
+        for (r, n) in store
+            .cell_names(store.group_rows(g).unwrap())
+            .unwrap()
+            .iter()
+            .enumerate()
+        {
             let (row, p, c, b) = &want[n];
             assert_eq!(d.row(r), &row[..], "{n}");
             assert_eq!(&m.perts[gi.pert as usize], p);
@@ -94,22 +105,46 @@ fn h5ad_obsm_source_and_strict_gene_mismatch() {
     assert_eq!(s.manifest().space, ExpressionSpace::Log1p);
 
     let err = ingest(
-        vec![h5ad("tiny_a.h5ad", "a", ValueSource::X), h5ad("tiny_b.h5ad", "b", ValueSource::X)],
+        vec![
+            h5ad("tiny_a.h5ad", "a", ValueSource::X),
+            h5ad("tiny_b.h5ad", "b", ValueSource::X),
+        ],
         &dir.path().join("s2"),
         &IngestOptions::default(),
         &|_, _| {},
     )
     .unwrap_err();
-    assert!(matches!(err, StoreError::GenesDiffer { n_missing: 3, n_extra: 3, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            StoreError::GenesDiffer {
+                n_missing: 3,
+                n_extra: 3,
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert!(!dir.path().join("s2").exists());
 
     let mut bad = spec();
     bad.context_col = Some("celltype".into());
-    let err = H5adSource::open(&fixture("tiny_a.h5ad"), "a", ValueSource::X, bad, 7).err().unwrap();
-    assert!(err.to_string().contains("celltype") && err.to_string().contains("cell_type"), "{err}");
-    let err = H5adSource::open(&fixture("tiny_a.h5ad"), "a", ValueSource::Layer("counts".into()), spec(), 7)
+    let err = H5adSource::open(&fixture("tiny_a.h5ad"), "a", ValueSource::X, bad, 7)
         .err()
         .unwrap();
+    assert!(
+        err.to_string().contains("celltype") && err.to_string().contains("cell_type"),
+        "{err}"
+    );
+    let err = H5adSource::open(
+        &fixture("tiny_a.h5ad"),
+        "a",
+        ValueSource::Layer("counts".into()),
+        spec(),
+        7,
+    )
+    .err()
+    .unwrap();
     assert!(err.to_string().contains("no layer `counts`"), "{err}");
 }
 
@@ -144,8 +179,19 @@ fn tahoe_parquet_shards() {
             "[('Drug_B', 1.0, 'uM')]"
         ]
     );
-    assert!(m.notes.iter().any(|n| n.contains("sentinel element of 64 cells (tokens {1})")), "{:?}", m.notes);
-    let samples = ["[('DMSO_TF', 0.0, 'uM')]", "[('Drug_A', 0.5, 'uM')]", "[('Drug_A', 5.0, 'uM')]", "[('Drug_B', 1.0, 'uM')]"];
+    assert!(
+        m.notes
+            .iter()
+            .any(|n| n.contains("sentinel element of 64 cells (tokens {1})")),
+        "{:?}",
+        m.notes
+    );
+    let samples = [
+        "[('DMSO_TF', 0.0, 'uM')]",
+        "[('Drug_A', 0.5, 'uM')]",
+        "[('Drug_A', 5.0, 'uM')]",
+        "[('Drug_B', 1.0, 'uM')]",
+    ];
     for g in 0..s.n_groups() {
         let gi = &m.groups[g];
         let d = s.read_group_dense(g).unwrap();
@@ -155,7 +201,11 @@ fn tahoe_parquet_shards() {
             assert_eq!(m.perts[gi.pert as usize], samples[i % 4], "{name}");
             assert_eq!(m.contexts[gi.context as usize], ["A549", "HT-29"][(i / 4) % 2]);
             for (j, &t) in tokens.iter().enumerate() {
-                let want = if (i + t) % 3 != 0 { (1 + (i * t) % 4) as f32 } else { 0.0 };
+                let want = if (i + t) % 3 != 0 {
+                    (1 + (i * t) % 4) as f32
+                } else {
+                    0.0
+                };
                 assert_eq!(d.get(r, j), want, "{name} token {t}");
             }
         }
@@ -165,7 +215,9 @@ fn tahoe_parquet_shards() {
 #[test]
 fn tahoe_missing_metadata_and_fields_are_named() {
     let dir = tempfile::tempdir().unwrap();
-    let err = TahoeSource::open(&[fixture("tahoe/data")], dir.path(), "t", "DMSO_TF", 10).err().unwrap();
+    let err = TahoeSource::open(&[fixture("tahoe/data")], dir.path(), "t", "DMSO_TF", 10)
+        .err()
+        .unwrap();
     assert!(err.to_string().contains("gene_metadata.parquet"), "{err}");
     // A metadata file given as a cell shard lacks the cell fields.
     let mut src = TahoeSource::open(
@@ -177,5 +229,8 @@ fn tahoe_missing_metadata_and_fields_are_named() {
     )
     .unwrap();
     let err = src.next_block().unwrap_err();
-    assert!(matches!(err, StoreError::MissingColumn { ref column, .. } if column == "genes"), "{err}");
+    assert!(
+        matches!(err, StoreError::MissingColumn { ref column, .. } if column == "genes"),
+        "{err}"
+    );
 }

@@ -54,7 +54,9 @@ fn groups_are_contiguous_and_rows_match_the_input() {
     let a = m.context_index("A").unwrap();
     let ctrl: Vec<usize> = store.control_groups(a);
     assert_eq!(ctrl.len(), 2);
-    assert!(ctrl.iter().all(|&g| m.groups[g].pert == m.control_pert && m.groups[g].context == a));
+    assert!(ctrl
+        .iter()
+        .all(|&g| m.groups[g].pert == m.control_pert && m.groups[g].context == a));
 }
 
 #[test]
@@ -93,16 +95,29 @@ fn missing_column_and_unknown_control_are_named_errors() {
     let err = scale_store::MemorySource::new("ds", standard_adata(), scale_store::ValueSource::X, spec, 4)
         .err()
         .unwrap();
-    assert!(matches!(err, StoreError::MissingColumn { ref column, .. } if column == "gene"), "{err}");
-    assert!(err.to_string().contains("perturbation"), "lists available columns: {err}");
+    assert!(
+        matches!(err, StoreError::MissingColumn { ref column, .. } if column == "gene"),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("perturbation"),
+        "lists available columns: {err}"
+    );
 
     let mut spec = common::spec();
     spec.control = "DMSO".into();
     let src = scale_store::MemorySource::new("ds", standard_adata(), scale_store::ValueSource::X, spec, 4).unwrap();
     let err = ingest(vec![Box::new(src)], &out, &IngestOptions::default(), &|_, _| {}).unwrap_err();
-    assert!(matches!(err, StoreError::UnknownControl { ref label, .. } if label == "DMSO"), "{err}");
+    assert!(
+        matches!(err, StoreError::UnknownControl { ref label, .. } if label == "DMSO"),
+        "{err}"
+    );
     assert!(!out.exists());
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "temporary directory removed");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "temporary directory removed"
+    );
 }
 
 #[test]
@@ -117,8 +132,17 @@ fn context_without_controls_is_refused() {
         &["x", "y"],
         0,
     );
-    let err = ingest(vec![source("ds", a)], &dir.path().join("s"), &IngestOptions::default(), &|_, _| {}).unwrap_err();
-    assert!(matches!(err, StoreError::NoControls { ref context, .. } if context == "B"), "{err}");
+    let err = ingest(
+        vec![source("ds", a)],
+        &dir.path().join("s"),
+        &IngestOptions::default(),
+        &|_, _| {},
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, StoreError::NoControls { ref context, .. } if context == "B"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -126,13 +150,19 @@ fn duplicate_cells_across_inputs_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let cells: &[Cell] = &[("c0", "non-targeting", "A", "1"), ("c1", "G", "A", "1")];
     let err = ingest(
-        vec![source("one", adata(cells, &["x"], 0)), source("two", adata(cells, &["x"], 0))],
+        vec![
+            source("one", adata(cells, &["x"], 0)),
+            source("two", adata(cells, &["x"], 0)),
+        ],
         &dir.path().join("s"),
         &IngestOptions::default(),
         &|_, _| {},
     )
     .unwrap_err();
-    assert!(matches!(err, StoreError::DuplicateCell { ref cell, .. } if cell == "c0"), "{err}");
+    assert!(
+        matches!(err, StoreError::DuplicateCell { ref cell, .. } if cell == "c0"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -147,7 +177,17 @@ fn gene_lists_strict_intersection_union() {
         ]
     };
     let err = ingest(mk(), &dir.path().join("s0"), &IngestOptions::default(), &|_, _| {}).unwrap_err();
-    assert!(matches!(err, StoreError::GenesDiffer { n_missing: 1, n_extra: 1, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            StoreError::GenesDiffer {
+                n_missing: 1,
+                n_extra: 1,
+                ..
+            }
+        ),
+        "{err}"
+    );
 
     let opts = IngestOptions {
         genes: GeneMode::Intersection,
@@ -180,8 +220,20 @@ fn gene_lists_strict_intersection_union() {
 fn existing_output_is_not_replaced_without_overwrite() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("s");
-    ingest(vec![source("ds", standard_adata())], &out, &IngestOptions::default(), &|_, _| {}).unwrap();
-    let err = ingest(vec![source("ds", standard_adata())], &out, &IngestOptions::default(), &|_, _| {}).unwrap_err();
+    ingest(
+        vec![source("ds", standard_adata())],
+        &out,
+        &IngestOptions::default(),
+        &|_, _| {},
+    )
+    .unwrap();
+    let err = ingest(
+        vec![source("ds", standard_adata())],
+        &out,
+        &IngestOptions::default(),
+        &|_, _| {},
+    )
+    .unwrap_err();
     assert!(matches!(err, StoreError::Exists { .. }));
     let opts = IngestOptions {
         overwrite: true,
@@ -220,7 +272,8 @@ fn obsm_embeddings_are_stored_dense() {
         data: (0..90).map(|v| v as f32 * 0.5 - 7.0).collect(),
     };
     a.obsm.push(("X_pca".into(), emb.clone()));
-    let src = scale_store::MemorySource::new("ds", a, scale_store::ValueSource::Obsm("X_pca".into()), spec(), 7).unwrap();
+    let src =
+        scale_store::MemorySource::new("ds", a, scale_store::ValueSource::Obsm("X_pca".into()), spec(), 7).unwrap();
     let out = dir.path().join("s");
     ingest(vec![Box::new(src)], &out, &IngestOptions::default(), &|_, _| {}).unwrap();
     let s = Store::open(&out).unwrap();

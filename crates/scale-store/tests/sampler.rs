@@ -39,7 +39,10 @@ fn batches_are_identical_whatever_the_thread_count() {
     let store = Arc::new(build_standard(dir.path()));
     let reference = take(&mut Sampler::new(store.clone(), all_groups(&store), cfg(0)).unwrap(), 7);
     for threads in [1, 2, 3] {
-        let got = take(&mut Sampler::new(store.clone(), all_groups(&store), cfg(threads)).unwrap(), 7);
+        let got = take(
+            &mut Sampler::new(store.clone(), all_groups(&store), cfg(threads)).unwrap(),
+            7,
+        );
         for (k, (a, b)) in reference.iter().zip(&got).enumerate() {
             assert_eq!(a.pert, b.pert, "threads {threads} batch {k}");
             assert_eq!(a.target, b.target, "threads {threads} batch {k}");
@@ -74,7 +77,11 @@ fn sets_come_from_their_group_and_matched_controls() {
     let store = Arc::new(build_standard(dir.path()));
     let m = store.manifest().clone();
     let mut sampler = Sampler::new(store.clone(), all_groups(&store), cfg(2)).unwrap();
-    assert_eq!(sampler.n_fallback_groups(), 1, "only (B, GENE3, b2) lacks batch-matched controls");
+    assert_eq!(
+        sampler.n_fallback_groups(),
+        1,
+        "only (B, GENE3, b2) lacks batch-matched controls"
+    );
     // 5 perturbed groups of 4,5,2,3,3 cells → slots 1+1+1+1+1 = 5 → 2 batches of 4 per epoch.
     assert_eq!(sampler.batches_per_epoch(), 2);
     let g = store.n_features();
@@ -91,7 +98,11 @@ fn sets_come_from_their_group_and_matched_controls() {
                 let t_rows = rows_matching(&store, t);
                 assert!(
                     t_rows.iter().any(|&r| {
-                        let gi = m.groups.iter().find(|gi| gi.offset <= r as u64 && (r as u64) < gi.offset + gi.n_cells).unwrap();
+                        let gi = m
+                            .groups
+                            .iter()
+                            .find(|gi| gi.offset <= r as u64 && (r as u64) < gi.offset + gi.n_cells)
+                            .unwrap();
                         gi.pert == b.pert[i] && gi.context == b.context[i] && gi.batch == b.batch[i]
                     }),
                     "target cell from its group"
@@ -99,7 +110,11 @@ fn sets_come_from_their_group_and_matched_controls() {
                 let c_rows = rows_matching(&store, c);
                 assert!(
                     c_rows.iter().any(|&r| {
-                        let gi = m.groups.iter().find(|gi| gi.offset <= r as u64 && (r as u64) < gi.offset + gi.n_cells).unwrap();
+                        let gi = m
+                            .groups
+                            .iter()
+                            .find(|gi| gi.offset <= r as u64 && (r as u64) < gi.offset + gi.n_cells)
+                            .unwrap();
                         let batch_ok = gi.batch == b.batch[i] || m.perts[b.pert[i] as usize] == "GENE3";
                         gi.pert == m.control_pert && gi.context == b.context[i] && batch_ok
                     }),
@@ -121,7 +136,11 @@ fn small_groups_are_resampled_with_replacement_and_large_ones_without() {
     let m = store.manifest().clone();
     // (A, GENE2, b2) has 2 cells; (B, GENE1, b1) has 5.
     let small = m.groups.iter().position(|g| g.n_cells == 2).unwrap();
-    let large = m.groups.iter().position(|g| g.n_cells == 5 && g.pert != m.control_pert).unwrap();
+    let large = m
+        .groups
+        .iter()
+        .position(|g| g.n_cells == 5 && g.pert != m.control_pert)
+        .unwrap();
     let g = store.n_features();
     for (grp, distinct) in [(small, 2), (large, 5)] {
         let mut c = cfg(0);
@@ -152,11 +171,18 @@ fn identity_sets_are_controls_as_their_own_targets() {
     assert_eq!(b.target, b.control);
     assert_eq!(s.stats().identity_sets % 4, 0);
     // Without control groups in the list, identity sets are impossible and perturbed-only lists work.
-    let perturbed: Vec<usize> = (0..store.n_groups()).filter(|&g| !store.manifest().is_control_group(g)).collect();
+    let perturbed: Vec<usize> = (0..store.n_groups())
+        .filter(|&g| !store.manifest().is_control_group(g))
+        .collect();
     let mut c = cfg(0);
     c.identity_fraction = 0.5;
     let mut s = Sampler::new(store.clone(), perturbed, c).unwrap();
-    assert!(s.next_batch().unwrap().pert.iter().all(|&p| p != store.manifest().control_pert));
+    assert!(s
+        .next_batch()
+        .unwrap()
+        .pert
+        .iter()
+        .all(|&p| p != store.manifest().control_pert));
 }
 
 #[test]
@@ -166,7 +192,28 @@ fn bad_configs_are_errors() {
     let mut c = cfg(0);
     c.set_size = 0;
     assert!(Sampler::new(store.clone(), all_groups(&store), c).is_err());
-    let controls: Vec<usize> = (0..store.n_groups()).filter(|&g| store.manifest().is_control_group(g)).collect();
+    let controls: Vec<usize> = (0..store.n_groups())
+        .filter(|&g| store.manifest().is_control_group(g))
+        .collect();
     assert!(Sampler::new(store.clone(), controls, cfg(0)).is_err());
     assert!(Sampler::new(store.clone(), vec![999], cfg(0)).is_err());
+}
+
+#[test]
+fn releasing_mapped_pages_does_not_change_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(build_standard(dir.path()));
+    store.set_page_budget(0);
+    let kept = take(&mut Sampler::new(store.clone(), all_groups(&store), cfg(2)).unwrap(), 5);
+    // Release after every set: every read faults the pages back in from the page cache.
+    store.set_page_budget(1);
+    let released = take(&mut Sampler::new(store.clone(), all_groups(&store), cfg(2)).unwrap(), 5);
+    for (a, b) in kept.iter().zip(&released) {
+        assert_eq!(a.target, b.target);
+        assert_eq!(a.control, b.control);
+    }
+    assert_eq!(
+        store.read_group_dense(0).unwrap().n_rows as u64,
+        store.manifest().groups[0].n_cells
+    );
 }

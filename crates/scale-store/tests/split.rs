@@ -11,7 +11,10 @@ fn names(store: &Store, groups: &[usize]) -> Vec<String> {
         .iter()
         .map(|&g| {
             let gi = &m.groups[g];
-            format!("{}.{}.{}", m.contexts[gi.context as usize], m.perts[gi.pert as usize], m.batches[gi.batch as usize])
+            format!(
+                "{}.{}.{}",
+                m.contexts[gi.context as usize], m.perts[gi.pert as usize], m.batches[gi.batch as usize]
+            )
         })
         .collect()
 }
@@ -36,9 +39,15 @@ val = ["GENE2"]
 test = []
 "#;
     let s = Split::from_toml_str(toml, "t.toml", &store).unwrap();
-    assert_eq!(names(&store, &s.train), vec!["A.GENE1.b1", "A.non-targeting.b1", "A.non-targeting.b2"]);
+    assert_eq!(
+        names(&store, &s.train),
+        vec!["A.GENE1.b1", "A.non-targeting.b1", "A.non-targeting.b2"]
+    );
     assert_eq!(names(&store, &s.val), vec!["A.GENE2.b1", "A.GENE2.b2"]);
-    assert_eq!(names(&store, &s.test), vec!["B.GENE1.b1", "B.GENE3.b2", "B.non-targeting.b1"]);
+    assert_eq!(
+        names(&store, &s.test),
+        vec!["B.GENE1.b1", "B.GENE3.b2", "B.non-targeting.b1"]
+    );
     let r = s.report(&store);
     assert_eq!((r.train.cells, r.train.control_cells, r.train.perts), (13, 9, 1));
     assert_eq!((r.val.cells, r.val.perts), (5, 1));
@@ -52,8 +61,16 @@ fn toml_errors_are_named() {
     let store = build_standard(dir.path());
     let cases = [
         ("[training]\nother = \"train\"\n", "dataset", "other"),
-        ("[training]\nds = \"train\"\n[zeroshot]\n\"ds.C\" = \"test\"\n", "context", "C"),
-        ("[training]\nds = \"train\"\n[fewshot.\"ds.A\"]\ntest = [\"NOPE\"]\n", "perturbation", "NOPE"),
+        (
+            "[training]\nds = \"train\"\n[zeroshot]\n\"ds.C\" = \"test\"\n",
+            "context",
+            "C",
+        ),
+        (
+            "[training]\nds = \"train\"\n[fewshot.\"ds.A\"]\ntest = [\"NOPE\"]\n",
+            "perturbation",
+            "NOPE",
+        ),
     ];
     for (text, kind, name) in cases {
         match Split::from_toml_str(text, "t.toml", &store).unwrap_err() {
@@ -64,8 +81,12 @@ fn toml_errors_are_named() {
     let e = Split::from_toml_str("[zeroshot]\n\"ds.A\" = \"holdout\"\n", "t.toml", &store).unwrap_err();
     assert!(e.to_string().contains("expected \"val\" or \"test\""), "{e}");
     // GENE3 has no cells in A.
-    let e = Split::from_toml_str("[training]\nds = \"train\"\n[fewshot.\"ds.A\"]\ntest = [\"GENE3\"]\n", "t", &store)
-        .unwrap_err();
+    let e = Split::from_toml_str(
+        "[training]\nds = \"train\"\n[fewshot.\"ds.A\"]\ntest = [\"GENE3\"]\n",
+        "t",
+        &store,
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("no cells"), "{e}");
 }
 
@@ -107,7 +128,10 @@ fn holdouts_by_context_perturbation_and_seeded_fraction() {
     )
     .unwrap();
     assert_eq!(names(&store, &s.val), vec!["A.GENE2.b1", "A.GENE2.b2"]);
-    assert_eq!(names(&store, &s.test), vec!["B.GENE1.b1", "B.GENE3.b2", "B.non-targeting.b1"]);
+    assert_eq!(
+        names(&store, &s.test),
+        vec!["B.GENE1.b1", "B.GENE3.b2", "B.non-targeting.b1"]
+    );
 
     let h = Holdout {
         test_fraction: 0.34,

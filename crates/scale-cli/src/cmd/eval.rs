@@ -94,7 +94,11 @@ fn labels_of(path: &Path, col: &str) -> anyhow::Result<Vec<String>> {
     let r = H5adReader::open(path)?;
     let obs = r.read_obs()?;
     let c = obs.column(col).with_context(|| {
-        format!("{}: obs has no column `{col}`; columns are: {}", path.display(), obs.column_names().join(", "))
+        format!(
+            "{}: obs has no column `{col}`; columns are: {}",
+            path.display(),
+            obs.column_names().join(", ")
+        )
     })?;
     Ok(c.to_strings())
 }
@@ -190,22 +194,38 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<()> {
         Some((r, _)) => r.iter().map(|&i| genes_real[i].clone()).collect(),
         None => genes_real.clone(),
     };
-    let de_real = args.de_real.as_ref().map(|p| DeTable::read_csv(p, &genes)).transpose()?;
-    let de_pred = args.de_pred.as_ref().map(|p| DeTable::read_csv(p, &genes)).transpose()?;
+    let de_real = args
+        .de_real
+        .as_ref()
+        .map(|p| DeTable::read_csv(p, &genes))
+        .transpose()?;
+    let de_pred = args
+        .de_pred
+        .as_ref()
+        .map(|p| DeTable::read_csv(p, &genes))
+        .transpose()?;
 
     let bars = Bars {
         ctx,
         bar: Mutex::new(None),
     };
     // One file at a time: summaries are small, so the real matrix is dropped before pred is read.
-    let summarize_file = |path: &Path, which: &str, cols: Option<&Vec<usize>>, have_de: bool| {
-        -> anyhow::Result<Vec<(Option<String>, FileSummary)>> {
+    let summarize_file = |path: &Path,
+                          which: &str,
+                          cols: Option<&Vec<usize>>,
+                          have_de: bool|
+     -> anyhow::Result<Vec<(Option<String>, FileSummary)>> {
         let t = std::time::Instant::now();
         let mut side = read_side(path, which, &args.pert_col, args.celltype_col.as_deref())?;
         if let Some(c) = cols {
             side.select_genes(c);
         }
-        tracing::info!("read {which} {} ({} cells) in {:.1}s", path.display(), side.labels.len(), t.elapsed().as_secs_f64());
+        tracing::info!(
+            "read {which} {} ({} cells) in {:.1}s",
+            path.display(),
+            side.labels.len(),
+            t.elapsed().as_secs_f64()
+        );
         let mut out = Vec::new();
         if args.celltype_col.is_some() {
             for (ct, rows) in celltype_groups(&side) {
@@ -220,7 +240,7 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<()> {
         }
         tracing::info!("{which}: summarised in {:.1}s", t.elapsed().as_secs_f64());
         Ok(out)
-    }};
+    };
     let real = summarize_file(&args.real, "real", shared.as_ref().map(|s| &s.0), de_real.is_some())?;
     for (ct, s) in &real {
         if let Some(de) = &s.de {
@@ -253,9 +273,16 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<()> {
         out.results.write_csv(&rp)?;
         out.agg.write_csv(&ap)?;
         if !ctx.quiet {
-            println!("{}: {} perturbations; mean over perturbations:", ct.as_deref().unwrap_or("all cells"), out.results.perts.len());
+            println!(
+                "{}: {} perturbations; mean over perturbations:",
+                ct.as_deref().unwrap_or("all cells"),
+                out.results.perts.len()
+            );
             for (name, _) in &out.results.columns {
-                println!("  {name:<30} {}", scale_eval::results::format_value(out.agg.get(name, "mean")));
+                println!(
+                    "  {name:<30} {}",
+                    scale_eval::results::format_value(out.agg.get(name, "mean"))
+                );
             }
             println!("wrote {} and {}", rp.display(), ap.display());
         }

@@ -9,6 +9,7 @@ pub mod inspect;
 pub mod predict;
 pub mod preprocess;
 pub mod score;
+pub mod store_baseline;
 pub mod store_info;
 pub mod synth;
 pub mod train;

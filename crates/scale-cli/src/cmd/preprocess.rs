@@ -102,9 +102,10 @@ pub fn run(args: Args, _ctx: &Ctx) -> anyhow::Result<()> {
     let batches = match &args.hvg_batch_key {
         None => None,
         Some(k) => {
-            let col = ad.obs.column(k).with_context(|| {
-                format!("{inp}: obs has no column `{k}` (columns: {:?})", ad.obs.column_names())
-            })?;
+            let col = ad
+                .obs
+                .column(k)
+                .with_context(|| format!("{inp}: obs has no column `{k}` (columns: {:?})", ad.obs.column_names()))?;
             let labels = col.to_strings();
             let mut cats = labels.clone();
             cats.sort();
@@ -125,7 +126,12 @@ pub fn run(args: Args, _ctx: &Ctx) -> anyhow::Result<()> {
     let mut hvg: Option<HvgResult> = None;
     if let (Some(n), HvgFlavor::SeuratV3) = (args.hvg, flavor) {
         require_space("--hvg-flavor seurat_v3", &what, space, &[ExpressionSpace::RawCounts])?;
-        hvg = Some(highly_variable_genes(&x, &ad.var.index, &hvg_opts(n), batches.as_deref())?);
+        hvg = Some(highly_variable_genes(
+            &x,
+            &ad.var.index,
+            &hvg_opts(n),
+            batches.as_deref(),
+        )?);
     }
 
     // raw counts of X that get transformed are kept as layer `counts` (following later gene subsets)
@@ -136,14 +142,28 @@ pub fn run(args: Args, _ctx: &Ctx) -> anyhow::Result<()> {
     let mut counts = keep_counts.then(|| x.clone());
     let mut steps = Vec::new();
     if args.normalize {
-        require_space("--normalize", &what, space, &[ExpressionSpace::RawCounts, ExpressionSpace::Other])?;
+        require_space(
+            "--normalize",
+            &what,
+            space,
+            &[ExpressionSpace::RawCounts, ExpressionSpace::Other],
+        )?;
         let rep = normalize_total(&mut x, args.target_sum)?;
         steps.push(format!("normalize_total(target_sum={})", rep.target_sum));
-        tracing::info!("normalize_total: target sum {} ({} empty cells)", rep.target_sum, rep.n_zero_cells);
+        tracing::info!(
+            "normalize_total: target sum {} ({} empty cells)",
+            rep.target_sum,
+            rep.n_zero_cells
+        );
     }
     if args.log1p {
         // judged on the input: normalised counts can look like log1p values
-        require_space("--log1p", &what, space, &[ExpressionSpace::RawCounts, ExpressionSpace::Other])?;
+        require_space(
+            "--log1p",
+            &what,
+            space,
+            &[ExpressionSpace::RawCounts, ExpressionSpace::Other],
+        )?;
         log1p(&mut x)?;
         steps.push("log1p".to_string());
     }
@@ -151,11 +171,20 @@ pub fn run(args: Args, _ctx: &Ctx) -> anyhow::Result<()> {
         if !args.log1p {
             require_space("--hvg-flavor seurat", &what, space, &[ExpressionSpace::Log1p])?;
         }
-        hvg = Some(highly_variable_genes(&x, &ad.var.index, &hvg_opts(n), batches.as_deref())?);
+        hvg = Some(highly_variable_genes(
+            &x,
+            &ad.var.index,
+            &hvg_opts(n),
+            batches.as_deref(),
+        )?);
     }
     if let Some(h) = &hvg {
         annotate_var(&mut ad.var, h);
-        steps.push(format!("highly_variable_genes(flavor={}, n_top_genes={})", args.hvg_flavor, args.hvg.unwrap_or(0)));
+        steps.push(format!(
+            "highly_variable_genes(flavor={}, n_top_genes={})",
+            args.hvg_flavor,
+            args.hvg.unwrap_or(0)
+        ));
         let sel = h.selected();
         tracing::info!("highly variable genes: {} selected", sel.len());
         if !args.hvg_annotate_only {
@@ -175,7 +204,11 @@ pub fn run(args: Args, _ctx: &Ctx) -> anyhow::Result<()> {
         args.out.display(),
         ad.x.n_rows(),
         ad.x.n_cols(),
-        if steps.is_empty() { "genes subset".to_string() } else { steps.join("; ") }
+        if steps.is_empty() {
+            "genes subset".to_string()
+        } else {
+            steps.join("; ")
+        }
     );
     Ok(())
 }
@@ -211,6 +244,88 @@ fn annotate_var(var: &mut scale_io::Frame, h: &HvgResult) {
         }
     }
     if let Some(nb) = &h.highly_variable_nbatches {
-        var.set_column("highly_variable_nbatches", Column::Int(nb.iter().map(|&v| v as i64).collect()));
+        var.set_column(
+            "highly_variable_nbatches",
+            Column::Int(nb.iter().map(|&v| v as i64).collect()),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use scale_io::{AnnData, CsrMatrix, Frame};
+
+    fn args(input: PathBuf, out: PathBuf) -> Args {
+        Args {
+            input,
+            out,
+            normalize: false,
+            target_sum: None,
+            log1p: false,
+            hvg: None,
+            hvg_flavor: "seurat".into(),
+            hvg_batch_key: None,
+            hvg_annotate_only: false,
+            genes: None,
+            require_all_genes: false,
+            layer: None,
+        }
+    }
+
+    fn counts_file(dir: &std::path::Path) -> PathBuf {
+        // 60 cells × 40 genes of deterministic pseudo-random counts; gene g has mean ~ g % 7
+        let mut x = CsrMatrix::empty(40);
+        let mut state = 12345u64;
+        for _ in 0..60 {
+            let (mut c, mut v) = (Vec::new(), Vec::new());
+            for g in 0..40u32 {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let k = ((state >> 33) % (2 + 2 * (g as u64 % 7))) as f32;
+                if k > 0.0 {
+                    c.push(g);
+                    v.push(k);
+                }
+            }
+            x.push_row(&c, &v);
+        }
+        let obs = Frame::new((0..60).map(|i| format!("c{i}")).collect());
+        let var = Frame::new((0..40).map(|i| format!("G{i}")).collect());
+        let path = dir.join("in.h5ad");
+        write_h5ad(&path, &AnnData::new(Matrix::Csr(x), obs, var)).unwrap();
+        path
+    }
+
+    #[test]
+    fn normalize_log1p_hvg_then_refuses_second_log1p() {
+        let dir = std::env::temp_dir().join(format!("scale-prep-cli-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let input = counts_file(&dir);
+        let out = dir.join("out.h5ad");
+        let mut a = args(input, out.clone());
+        a.normalize = true;
+        a.log1p = true;
+        a.hvg = Some(10);
+        run(a, &Ctx { quiet: true }).unwrap();
+        let ad = read_h5ad(&out).unwrap();
+        assert_eq!((ad.x.n_rows(), ad.x.n_cols()), (60, 10));
+        assert_eq!(detect_space(&ad.x), ExpressionSpace::Log1p);
+        assert_eq!(
+            ad.layer("counts").map(|m| m.n_cols()),
+            Some(10),
+            "raw counts kept, subset alike"
+        );
+        assert!(ad.var.column("dispersions_norm").is_some());
+
+        let err = run(args(out.clone(), dir.join("out2.h5ad")), &Ctx { quiet: true });
+        assert!(err.is_err(), "nothing to do must fail");
+        let mut again = args(out, dir.join("out2.h5ad"));
+        again.log1p = true;
+        let msg = format!("{:#}", run(again, &Ctx { quiet: true }).unwrap_err());
+        assert!(msg.contains("refusing --log1p") && msg.contains("log1p"), "{msg}");
+        assert!(!dir.join("out2.h5ad").exists());
+        std::fs::remove_dir_all(&dir).ok();
     }
 }

@@ -70,8 +70,14 @@ pub fn run(args: Args, _ctx: &Ctx) -> anyhow::Result<()> {
     println!(
         "columns      pert `{}`, context {}, batch {}",
         m.pert_col,
-        m.context_col.as_deref().map(|c| format!("`{c}`")).unwrap_or("(dataset)".into()),
-        m.batch_col.as_deref().map(|c| format!("`{c}`")).unwrap_or("(none)".into())
+        m.context_col
+            .as_deref()
+            .map(|c| format!("`{c}`"))
+            .unwrap_or("(dataset)".into()),
+        m.batch_col
+            .as_deref()
+            .map(|c| format!("`{c}`"))
+            .unwrap_or("(none)".into())
     );
     println!(
         "control      `{}` ({} cells)",
@@ -108,7 +114,11 @@ pub fn run(args: Args, _ctx: &Ctx) -> anyhow::Result<()> {
     }
     let mut order: Vec<usize> = (0..m.groups.len()).collect();
     order.sort_by_key(|&g| std::cmp::Reverse(m.groups[g].n_cells));
-    let n_show = if args.groups == 0 { order.len() } else { args.groups.min(order.len()) };
+    let n_show = if args.groups == 0 {
+        order.len()
+    } else {
+        args.groups.min(order.len())
+    };
     println!(
         "{:>6}  {:<20} {:<28} {:<16} {:>10} {:>8}",
         "group", "context", "perturbation", "batch", "offset", "cells"

@@ -75,6 +75,12 @@ pub fn standard_adata() -> AnnData {
 
 pub fn build_standard(dir: &std::path::Path) -> scale_store::Store {
     let out = dir.join("store");
-    ingest(vec![source("ds", standard_adata())], &out, &IngestOptions::default(), &|_, _| {}).unwrap();
+    ingest(
+        vec![source("ds", standard_adata())],
+        &out,
+        &IngestOptions::default(),
+        &|_, _| {},
+    )
+    .unwrap();
     scale_store::Store::open(&out).unwrap()
 }

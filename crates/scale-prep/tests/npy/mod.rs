@@ -16,7 +16,10 @@ pub fn read(path: &Path) -> (Npy, Vec<usize>) {
     let (hlen, start) = if bytes[6] == 1 {
         (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10)
     } else {
-        (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12)
+        (
+            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+            12,
+        )
     };
     let header = std::str::from_utf8(&bytes[start..start + hlen]).unwrap();
     assert!(header.contains("'fortran_order': False"), "{header}");
@@ -30,10 +33,26 @@ pub fn read(path: &Path) -> (Npy, Vec<usize>) {
         .collect();
     let body = &bytes[start + hlen..];
     let arr = match descr {
-        "<f4" => Npy::F32(body.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()),
-        "<f8" => Npy::F64(body.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect()),
-        "<i4" => Npy::I32(body.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().unwrap())).collect()),
-        "<i8" => Npy::I64(body.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect()),
+        "<f4" => Npy::F32(
+            body.chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                .collect(),
+        ),
+        "<f8" => Npy::F64(
+            body.chunks_exact(8)
+                .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+                .collect(),
+        ),
+        "<i4" => Npy::I32(
+            body.chunks_exact(4)
+                .map(|c| i32::from_le_bytes(c.try_into().unwrap()))
+                .collect(),
+        ),
+        "<i8" => Npy::I64(
+            body.chunks_exact(8)
+                .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
+                .collect(),
+        ),
         "|b1" => Npy::Bool(body.iter().map(|&b| b != 0).collect()),
         d => panic!("{}: unsupported dtype {d}", path.display()),
     };
