@@ -12,7 +12,12 @@ pub enum BaselineError {
     #[error("baseline training data has no control group (label `{control}`) in context `{context}`")]
     NoControls { control: String, context: String },
     #[error("group ({pert}, {context}) has {found} genes; expected {expected}")]
-    GeneCount { pert: String, context: String, found: usize, expected: usize },
+    GeneCount {
+        pert: String,
+        context: String,
+        found: usize,
+        expected: usize,
+    },
     #[error("no training groups")]
     Empty,
     #[error("perturbation `{0}` has no row in the feature table")]
@@ -134,7 +139,9 @@ impl Fitted {
 
     /// The training context when there is exactly one (single-context data sets).
     pub fn single_context(&self) -> Option<String> {
-        (self.context_shift.len() == 1).then(|| self.context_shift.keys().next().cloned()).flatten()
+        (self.context_shift.len() == 1)
+            .then(|| self.context_shift.keys().next().cloned())
+            .flatten()
     }
 
     /// Fits `kind` on the training means. `lambda` is the ridge penalty of the linear baseline.
@@ -162,10 +169,12 @@ impl Fitted {
         // (pert, context, delta vs the context's controls, cells)
         let mut deltas: Vec<(&str, &str, Vec<f64>, usize)> = Vec::new();
         for grp in train.groups.iter().filter(|x| x.pert != train.control_label) {
-            let ctrl = control.get(grp.context.as_str()).ok_or_else(|| BaselineError::NoControls {
-                control: train.control_label.clone(),
-                context: grp.context.clone(),
-            })?;
+            let ctrl = control
+                .get(grp.context.as_str())
+                .ok_or_else(|| BaselineError::NoControls {
+                    control: train.control_label.clone(),
+                    context: grp.context.clone(),
+                })?;
             deltas.push((&grp.pert, &grp.context, sub(&grp.mean, &ctrl.mean), grp.n_cells));
         }
         if deltas.is_empty() {
@@ -174,12 +183,16 @@ impl Fitted {
         // Context-mean: cell-weighted mean delta per context.
         let mut context_shift: BTreeMap<String, (Vec<f64>, f64)> = BTreeMap::new();
         for (_, ctx, d, n) in &deltas {
-            let e = context_shift.entry(ctx.to_string()).or_insert_with(|| (vec![0.0; g], 0.0));
+            let e = context_shift
+                .entry(ctx.to_string())
+                .or_insert_with(|| (vec![0.0; g], 0.0));
             add_into(&mut e.0, d, *n as f64);
             e.1 += *n as f64;
         }
-        let context_shift: BTreeMap<String, Vec<f64>> =
-            context_shift.into_iter().map(|(k, (v, w))| (k, v.iter().map(|x| x / w).collect())).collect();
+        let context_shift: BTreeMap<String, Vec<f64>> = context_shift
+            .into_iter()
+            .map(|(k, (v, w))| (k, v.iter().map(|x| x / w).collect()))
+            .collect();
         let mut global_shift = vec![0.0; g];
         for v in context_shift.values() {
             add_into(&mut global_shift, v, 1.0 / context_shift.len() as f64);
@@ -197,7 +210,10 @@ impl Fitted {
             add_into(&mut e.0, d, 1.0);
             e.1 += 1.0;
         }
-        let pert_delta = pert_acc.into_iter().map(|(k, (v, w))| (k, v.iter().map(|x| x / w).collect())).collect();
+        let pert_delta = pert_acc
+            .into_iter()
+            .map(|(k, (v, w))| (k, v.iter().map(|x| x / w).collect()))
+            .collect();
         let linear = if kind == BaselineKind::Linear {
             Some(fit_linear(train, features, &deltas, lambda)?)
         } else {
@@ -282,7 +298,14 @@ impl Fitted {
         if self.kind == BaselineKind::CellMean {
             let row: Vec<f32> = delta.iter().map(|&v| v as f32).collect();
             let data = (0..n_cells).flat_map(|_| row.iter().copied()).collect();
-            return Ok((DenseMatrix { n_rows: n_cells, n_cols: self.n_genes, data }, false));
+            return Ok((
+                DenseMatrix {
+                    n_rows: n_cells,
+                    n_cols: self.n_genes,
+                    data,
+                },
+                false,
+            ));
         }
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         let mut out = DenseMatrix::zeros(n_cells, self.n_genes);
@@ -301,7 +324,11 @@ impl Linear {
     fn design_row(&self, pert: &str, context: &str, sep: &str) -> Result<(Vec<f64>, bool), BaselineError> {
         let mut x = vec![0.0; self.n_cols];
         let mut fallback = false;
-        let parts: Vec<&str> = if sep.is_empty() { vec![pert] } else { pert.split(sep).collect() };
+        let parts: Vec<&str> = if sep.is_empty() {
+            vec![pert]
+        } else {
+            pert.split(sep).collect()
+        };
         for p in parts {
             match &self.features {
                 Some(f) => {
@@ -354,8 +381,14 @@ fn fit_linear(
         .map(|(i, c)| (c, i))
         .collect();
     let n_cols = n_pert_cols + contexts.len() + 1;
-    let mut lin =
-        Linear { pert_cols, features: features.cloned(), n_pert_cols, contexts, weights: Vec::new(), n_cols };
+    let mut lin = Linear {
+        pert_cols,
+        features: features.cloned(),
+        n_pert_cols,
+        contexts,
+        weights: Vec::new(),
+        n_cols,
+    };
     let g = train.n_genes;
     let mut a = Vec::with_capacity(deltas.len() * n_cols);
     let mut y = Vec::with_capacity(deltas.len() * g);
@@ -372,7 +405,12 @@ mod tests {
     use super::*;
 
     fn g(pert: &str, ctx: &str, mean: &[f32]) -> GroupMean {
-        GroupMean { pert: pert.into(), context: ctx.into(), n_cells: 10, mean: mean.to_vec() }
+        GroupMean {
+            pert: pert.into(),
+            context: ctx.into(),
+            n_cells: 10,
+            mean: mean.to_vec(),
+        }
     }
 
     fn train() -> TrainingMeans {
@@ -417,7 +455,11 @@ mod tests {
     #[test]
     fn predicted_cells_are_shifted_controls_clipped_at_zero() {
         let f = Fitted::fit(BaselineKind::Additive, &train(), None, 1.0).unwrap();
-        let controls = DenseMatrix { n_rows: 1, n_cols: 2, data: vec![0.2, 0.2] };
+        let controls = DenseMatrix {
+            n_rows: 1,
+            n_cols: 2,
+            data: vec![0.2, 0.2],
+        };
         let (cells, _) = f.predict_cells("B", "K562", &controls, 3, 7).unwrap();
         assert_eq!(cells.data, vec![0.2, 0.0, 0.2, 0.0, 0.2, 0.0]);
     }
@@ -425,17 +467,27 @@ mod tests {
     #[test]
     fn cell_mean_is_the_mean_of_perturbation_means() {
         let f = Fitted::fit(BaselineKind::CellMean, &train(), None, 1.0).unwrap();
-        let controls = DenseMatrix { n_rows: 1, n_cols: 2, data: vec![9.0, 9.0] };
+        let controls = DenseMatrix {
+            n_rows: 1,
+            n_cols: 2,
+            data: vec![9.0, 9.0],
+        };
         let (cells, _) = f.predict_cells("anything", "K562", &controls, 2, 0).unwrap();
         let expected = [7.0 / 3.0, 1.5, 7.0 / 3.0, 1.5];
-        assert!(cells.data.iter().zip(expected).all(|(&a, b)| (a - b).abs() < 1e-6), "{:?}", cells.data);
+        assert!(
+            cells.data.iter().zip(expected).all(|(&a, b)| (a - b).abs() < 1e-6),
+            "{:?}",
+            cells.data
+        );
     }
 
     #[test]
     fn missing_controls_are_a_named_error() {
         let mut t = train();
         t.groups.retain(|x| !(x.pert == "ctrl" && x.context == "A172"));
-        let err = Fitted::fit(BaselineKind::Additive, &t, None, 1.0).unwrap_err().to_string();
+        let err = Fitted::fit(BaselineKind::Additive, &t, None, 1.0)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("A172"), "{err}");
     }
 }

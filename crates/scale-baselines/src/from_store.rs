@@ -17,7 +17,9 @@ pub fn training_means(store: &Store, groups: &[usize], combo_sep: &str) -> Resul
     for &gi in groups {
         let info = store.group(gi).map_err(|e| BaselineError::Store(e.to_string()))?;
         let rows = store.group_rows(gi).map_err(|e| BaselineError::Store(e.to_string()))?;
-        let e = acc.entry((info.pert, info.context)).or_insert_with(|| (vec![0.0; g], 0));
+        let e = acc
+            .entry((info.pert, info.context))
+            .or_insert_with(|| (vec![0.0; g], 0));
         for r in rows {
             store.read_row_into(r, &mut row);
             for (a, &v) in e.0.iter_mut().zip(&row) {
@@ -36,7 +38,12 @@ pub fn training_means(store: &Store, groups: &[usize], combo_sep: &str) -> Resul
             mean: sum.iter().map(|s| (s / n as f64) as f32).collect(),
         })
         .collect();
-    Ok(TrainingMeans { n_genes: g, control_label: m.control_label.clone(), combo_sep: combo_sep.into(), groups })
+    Ok(TrainingMeans {
+        n_genes: g,
+        control_label: m.control_label.clone(),
+        combo_sep: combo_sep.into(),
+        groups,
+    })
 }
 
 /// Counts of what a prediction had to fall back on.
@@ -83,9 +90,15 @@ pub fn predict_template(
     }
     let mut report = PredictReport::default();
     for (k, ((p, c), rows)) in by_cond.iter().enumerate() {
-        let ctrl_rows = controls.get(c).ok_or_else(|| BaselineError::NoControlCells(c.to_string()))?;
+        let ctrl_rows = controls
+            .get(c)
+            .ok_or_else(|| BaselineError::NoControlCells(c.to_string()))?;
         let ctrl: DenseMatrix = x.select_rows(ctrl_rows);
-        let context = if c.is_empty() { fitted.single_context().unwrap_or_default() } else { c.to_string() };
+        let context = if c.is_empty() {
+            fitted.single_context().unwrap_or_default()
+        } else {
+            c.to_string()
+        };
         let (cells, fallback) = fitted.predict_cells(p, &context, &ctrl, rows.len(), seed.wrapping_add(k as u64))?;
         for (j, &r) in rows.iter().enumerate() {
             out.row_mut(r).copy_from_slice(cells.row(j));

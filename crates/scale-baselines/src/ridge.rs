@@ -95,10 +95,13 @@ mod tests {
     fn recovers_exact_linear_map_with_tiny_lambda() {
         // y = 2 x0 - x1 (two outputs: itself and its double).
         let a = [1.0, 0.0, 0.0, 1.0, 1.0, 1.0, 2.0, 1.0];
-        let y: Vec<f64> = a.chunks(2).flat_map(|r| {
-            let v = 2.0 * r[0] - r[1];
-            [v, 2.0 * v]
-        }).collect();
+        let y: Vec<f64> = a
+            .chunks(2)
+            .flat_map(|r| {
+                let v = 2.0 * r[0] - r[1];
+                [v, 2.0 * v]
+            })
+            .collect();
         let w = ridge(&a, 4, 2, &y, 2, 1e-9).unwrap();
         assert!((w[0] - 2.0).abs() < 1e-6 && (w[2] + 1.0).abs() < 1e-6 && (w[1] - 4.0).abs() < 1e-6);
     }

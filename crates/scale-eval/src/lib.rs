@@ -205,7 +205,11 @@ pub fn summarize(d: &EvalData, cfg: &EvalConfig, have_de: bool, progress: &dyn P
     let t = std::time::Instant::now();
     let groups = validate(d, &cfg.control)?;
     let bulk = pseudobulk(d.x, &groups);
-    tracing::info!("{}: validated + pseudobulk in {:.2}s", d.which, t.elapsed().as_secs_f64());
+    tracing::info!(
+        "{}: validated + pseudobulk in {:.2}s",
+        d.which,
+        t.elapsed().as_secs_f64()
+    );
     let t = std::time::Instant::now();
     let de = (plan_needs_de(&plan) && cfg.profile.needs_de() && !have_de)
         .then(|| de::differential_expression(d.x, d.genes, &groups, progress));

@@ -28,8 +28,24 @@ const CONTROL_LABELS: &[&str] = &[
     "vehicle",
     "[('DMSO_TF', 0.0, 'uM')]",
 ];
-const CONTEXT_NAMES: &[&str] = &["cell_type", "celltype", "cell_line", "cell_name", "cell_line_id", "cell_type_name"];
-const BATCH_NAMES: &[&str] = &["gem_group", "batch", "plate", "bio_rep", "replicate", "gemgroup", "sample", "library"];
+const CONTEXT_NAMES: &[&str] = &[
+    "cell_type",
+    "celltype",
+    "cell_line",
+    "cell_name",
+    "cell_line_id",
+    "cell_type_name",
+];
+const BATCH_NAMES: &[&str] = &[
+    "gem_group",
+    "batch",
+    "plate",
+    "bio_rep",
+    "replicate",
+    "gemgroup",
+    "sample",
+    "library",
+];
 
 /// The columns a perturbation data set is organised by, as far as names tell.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -68,13 +84,26 @@ pub fn find_control_label(col: &Column) -> Option<String> {
         .iter()
         .find(|c| labels.iter().any(|l| l == *c))
         .map(|c| c.to_string())
-        .or_else(|| labels.iter().find(|l| l.to_ascii_lowercase().contains("non-targeting")).cloned())
+        .or_else(|| {
+            labels
+                .iter()
+                .find(|l| l.to_ascii_lowercase().contains("non-targeting"))
+                .cloned()
+        })
 }
 
 pub fn guess_columns(obs: &Frame) -> ColumnGuess {
     let perturbation = find(obs, PERT_NAMES);
-    let control = perturbation.as_ref().and_then(|p| obs.column(p)).and_then(find_control_label);
-    ColumnGuess { perturbation, control, context: find(obs, CONTEXT_NAMES), batch: find(obs, BATCH_NAMES) }
+    let control = perturbation
+        .as_ref()
+        .and_then(|p| obs.column(p))
+        .and_then(find_control_label);
+    ColumnGuess {
+        perturbation,
+        control,
+        context: find(obs, CONTEXT_NAMES),
+        batch: find(obs, BATCH_NAMES),
+    }
 }
 
 #[cfg(test)]
@@ -84,7 +113,10 @@ mod tests {
     #[test]
     fn finds_cell_eval_convention() {
         let mut f = Frame::new(vec!["a".into(), "b".into()]);
-        f.set_column("target_gene", Column::categorical_from_labels(&["non-targeting", "STAT1"]));
+        f.set_column(
+            "target_gene",
+            Column::categorical_from_labels(&["non-targeting", "STAT1"]),
+        );
         f.set_column("Cell_Type", Column::categorical_from_labels(&["K562", "K562"]));
         f.set_column("gem_group", Column::Int(vec![1, 2]));
         let g = guess_columns(&f);

@@ -1,6 +1,7 @@
 //! Which expression space a matrix is in. Every command checks its inputs with this.
 //!
-//! Rule (as cell-eval guesses it, see `shared/docs/metrics.md`): all stored values integral → raw counts;
+//! Rule (as cell-eval guesses it, see `shared/docs/metrics.md`): no stored value has a fractional part above
+//! 1e-3 → raw counts;
 //! otherwise non-negative with max < 15 → log1p of normalised counts; anything else → other
 //! (e.g. normalised but not logged, scaled/centred data, or embeddings).
 
@@ -38,6 +39,9 @@ impl std::fmt::Display for ExpressionSpace {
     }
 }
 
+/// Fractional part up to which a value still counts as an integer (cell-eval's tolerance).
+pub const COUNT_FRACTION_TOLERANCE: f32 = 1e-3;
+
 /// Largest log1p value a normalised matrix is expected to reach (cell-eval's threshold).
 pub const LOG1P_MAX: f32 = 15.0;
 
@@ -55,7 +59,7 @@ pub fn detect_space_of_values(values: &[f32]) -> ExpressionSpace {
         if !v.is_finite() {
             return ExpressionSpace::Other;
         }
-        all_integral &= v.fract() == 0.0;
+        all_integral &= v.fract() <= COUNT_FRACTION_TOLERANCE;
         min = min.min(v);
         max = max.max(v);
     }

@@ -8,7 +8,11 @@ use crate::{H5adError, Matrix};
 /// First stored value failing `bad`, as (row, col, value).
 fn first_bad(m: &Matrix, bad: impl Fn(f32) -> bool) -> Option<(usize, usize, f32)> {
     match m {
-        Matrix::Dense(d) => d.data.iter().position(|&v| bad(v)).map(|i| (i / d.n_cols, i % d.n_cols, d.data[i])),
+        Matrix::Dense(d) => d
+            .data
+            .iter()
+            .position(|&v| bad(v))
+            .map(|i| (i / d.n_cols, i % d.n_cols, d.data[i])),
         Matrix::Csr(c) => {
             let k = c.data.iter().position(|&v| bad(v))?;
             // The row holding stored element k: the last indptr entry <= k.
@@ -44,8 +48,12 @@ pub fn check_counts(m: &Matrix, file: &Path, path: &str, row_offset: usize) -> R
             row: row + row_offset,
             col,
             value: value as f64,
-            problem: if value < 0.0 { "negative; raw counts must be >= 0" } else { "not an integer; raw counts expected" }
-                .into(),
+            problem: if value < 0.0 {
+                "negative; raw counts must be >= 0"
+            } else {
+                "not an integer; raw counts expected"
+            }
+            .into(),
         }),
     }
 }
@@ -70,8 +78,17 @@ mod tests {
 
     #[test]
     fn negative_counts_are_rejected() {
-        let m = Matrix::Dense(crate::DenseMatrix { n_rows: 2, n_cols: 2, data: vec![1.0, 0.0, -1.0, 3.0] });
-        let err = check_counts(&m, Path::new("f.h5ad"), "layers/counts", 0).unwrap_err().to_string();
-        assert!(err.contains("f.h5ad") && err.contains("layers/counts") && err.contains("cell 1, gene 0"), "{err}");
+        let m = Matrix::Dense(crate::DenseMatrix {
+            n_rows: 2,
+            n_cols: 2,
+            data: vec![1.0, 0.0, -1.0, 3.0],
+        });
+        let err = check_counts(&m, Path::new("f.h5ad"), "layers/counts", 0)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("f.h5ad") && err.contains("layers/counts") && err.contains("cell 1, gene 0"),
+            "{err}"
+        );
     }
 }

@@ -10,7 +10,10 @@ fn valid(dir: &Path) -> PathBuf {
     x.push_row(&[0, 2], &[1.0, 2.0]);
     x.push_row(&[1], &[3.0]);
     let mut obs = Frame::new(vec!["a".into(), "b".into()]);
-    obs.set_column("target_gene", Column::categorical_from_labels(&["non-targeting", "STAT1"]));
+    obs.set_column(
+        "target_gene",
+        Column::categorical_from_labels(&["non-targeting", "STAT1"]),
+    );
     let var = Frame::new(vec!["G1".into(), "G2".into(), "G3".into()]);
     let path = dir.join("valid.h5ad");
     write_h5ad(&path, &AnnData::new(Matrix::Csr(x), obs, var)).unwrap();
@@ -26,7 +29,10 @@ fn edit(path: &Path, f: impl FnOnce(&hdf5::File)) {
 fn expect_err(path: &Path) -> H5adError {
     let err = read_h5ad(path).expect_err("must fail");
     let msg = err.to_string();
-    assert!(msg.contains(&path.display().to_string()), "error must name the file: {msg}");
+    assert!(
+        msg.contains(&path.display().to_string()),
+        "error must name the file: {msg}"
+    );
     err
 }
 
@@ -75,10 +81,17 @@ fn unknown_encoding_type_is_named() {
         let x = f.group("X").unwrap();
         x.delete_attr("encoding-type").unwrap();
         let v: hdf5::types::VarLenUnicode = "coo_matrix".parse().unwrap();
-        x.new_attr::<hdf5::types::VarLenUnicode>().create("encoding-type").unwrap().write_scalar(&v).unwrap();
+        x.new_attr::<hdf5::types::VarLenUnicode>()
+            .create("encoding-type")
+            .unwrap()
+            .write_scalar(&v)
+            .unwrap();
     });
     let err = expect_err(&p);
-    assert!(matches!(&err, H5adError::UnknownEncoding { found, .. } if found == "coo_matrix"), "{err}");
+    assert!(
+        matches!(&err, H5adError::UnknownEncoding { found, .. } if found == "coo_matrix"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -92,7 +105,17 @@ fn obs_index_length_mismatch_is_named() {
         obs.new_dataset_builder().with_data(&names).create("_index").unwrap();
     });
     let err = expect_err(&p);
-    assert!(matches!(&err, H5adError::LengthMismatch { found: 3, expected: 2, .. }), "{err}");
+    assert!(
+        matches!(
+            &err,
+            H5adError::LengthMismatch {
+                found: 3,
+                expected: 2,
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[test]
@@ -105,7 +128,18 @@ fn categorical_code_out_of_range_is_named() {
         g.new_dataset_builder().with_data(&[0i8, 7]).create("codes").unwrap();
     });
     let err = expect_err(&p);
-    assert!(matches!(&err, H5adError::CodeOutOfRange { row: 1, code: 7, n_categories: 2, .. }), "{err}");
+    assert!(
+        matches!(
+            &err,
+            H5adError::CodeOutOfRange {
+                row: 1,
+                code: 7,
+                n_categories: 2,
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[test]
@@ -115,7 +149,10 @@ fn csr_index_out_of_range_is_named() {
     edit(&p, |f| {
         let g = f.group("X").unwrap();
         g.unlink("indices").unwrap();
-        g.new_dataset_builder().with_data(&[0i32, 9, 1]).create("indices").unwrap();
+        g.new_dataset_builder()
+            .with_data(&[0i32, 9, 1])
+            .create("indices")
+            .unwrap();
     });
     let err = expect_err(&p);
     assert!(err.to_string().contains("X/indices"), "{err}");
@@ -128,7 +165,10 @@ fn csr_indptr_beyond_data_is_named() {
     edit(&p, |f| {
         let g = f.group("X").unwrap();
         g.unlink("indptr").unwrap();
-        g.new_dataset_builder().with_data(&[0i64, 2, 30]).create("indptr").unwrap();
+        g.new_dataset_builder()
+            .with_data(&[0i64, 2, 30])
+            .create("indptr")
+            .unwrap();
     });
     let err = expect_err(&p);
     assert!(err.to_string().contains("truncated"), "{err}");
@@ -141,7 +181,10 @@ fn negative_counts_in_x_are_named() {
     edit(&p, |f| {
         let g = f.group("X").unwrap();
         g.unlink("data").unwrap();
-        g.new_dataset_builder().with_data(&[1.0f32, -2.0, 3.0]).create("data").unwrap();
+        g.new_dataset_builder()
+            .with_data(&[1.0f32, -2.0, 3.0])
+            .create("data")
+            .unwrap();
     });
     let a = read_h5ad(&p).unwrap();
     let err = scale_io::check_counts(&a.x, &p, "X", 0).unwrap_err().to_string();

@@ -371,7 +371,7 @@ impl burn::module::ModuleVisitor for ParamNames {
         self.path.pop();
     }
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        self.out.push((self.path.join("."), param.shape().dims.to_vec()));
+        self.out.push((self.path.join("."), param.shape().to_vec()));
     }
 }
 

@@ -21,7 +21,7 @@ fn config() -> TransportConfig {
 }
 
 fn vec_of(t: Tensor<3>) -> Vec<f32> {
-    t.into_data().to_vec().unwrap()
+    t.into_data().try_to_vec::<f32>().unwrap()
 }
 
 fn input(z: Tensor<3>, dev: &Device) -> TransportInput {
@@ -70,7 +70,7 @@ fn permutation_equivariant_over_cells_and_non_negative() {
     let out = vec_of(model.forward(input(z.clone(), &dev)).unwrap());
     let perm = [3usize, 0, 5, 1, 4, 2];
     let idx = Tensor::<1, Int>::from_data(TensorData::new(perm.iter().map(|&i| i as i64).collect::<Vec<_>>(), [6]), &dev);
-    let zp = z.select(1, idx);
+    let zp = z.clone().select(1, idx);
     let outp = vec_of(model.forward(input(zp, &dev)).unwrap());
     for b in 0..2 {
         for (k, &src) in perm.iter().enumerate() {
@@ -103,9 +103,9 @@ fn energy_distance_matches_direct_computation() {
     let dev = Device::flex();
     let x = Tensor::<3>::random([2, 5, 4], Distribution::Normal(0.0, 1.0), &dev);
     let y = Tensor::<3>::random([2, 7, 4], Distribution::Normal(0.5, 1.0), &dev);
-    let got: Vec<f32> = energy_distance(x.clone(), y.clone(), 0.0).into_data().to_vec().unwrap();
-    let xs: Vec<f32> = x.into_data().to_vec().unwrap();
-    let ys: Vec<f32> = y.into_data().to_vec().unwrap();
+    let got: Vec<f32> = energy_distance(x.clone(), y.clone(), 0.0).into_data().try_to_vec::<f32>().unwrap();
+    let xs: Vec<f32> = x.into_data().try_to_vec::<f32>().unwrap();
+    let ys: Vec<f32> = y.into_data().try_to_vec::<f32>().unwrap();
     let d = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(p, q)| ((p - q) as f64).powi(2)).sum::<f64>().sqrt();
     for b in 0..2 {
         let xr: Vec<&[f32]> = (0..5).map(|i| &xs[(b * 5 + i) * 4..(b * 5 + i + 1) * 4]).collect();
@@ -119,7 +119,7 @@ fn energy_distance_matches_direct_computation() {
     }
     // Identical sets: zero.
     let z = Tensor::<3>::random([1, 6, 4], Distribution::Normal(0.0, 1.0), &dev);
-    let e: Vec<f32> = energy_distance(z.clone(), z, 1e-8).into_data().to_vec().unwrap();
+    let e: Vec<f32> = energy_distance(z.clone(), z, 1e-8).into_data().try_to_vec::<f32>().unwrap();
     assert!(e[0].abs() < 1e-3, "{}", e[0]);
 }
 
@@ -130,7 +130,7 @@ fn energy_gradient_is_finite_with_duplicate_cells() {
     let y = Tensor::<3>::from_data(TensorData::new(vec![0.0f32, 1., 2., 0., 1., 2.], [1, 2, 3]), &dev);
     let loss = energy_distance(x.clone(), y, 1e-6).sum();
     let grads = loss.backward();
-    let g: Vec<f32> = x.grad(&grads).unwrap().into_data().to_vec().unwrap();
+    let g: Vec<f32> = x.grad(&grads).unwrap().into_data().try_to_vec::<f32>().unwrap();
     assert!(g.iter().all(|v| v.is_finite()), "{g:?}");
 }
 

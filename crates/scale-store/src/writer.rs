@@ -807,3 +807,26 @@ fn check_unique_names(names: &[String], src: &[u16], datasets: &[DatasetInfo]) -
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn streamed_space_matches_scale_io_rule() {
+        let cases: [&[f32]; 5] = [&[0.0, 3.0, 17.0], &[0.0, 0.69, 2.3], &[0.5, 200.5], &[-0.5, 1.5], &[]];
+        for vals in cases {
+            let mut acc = SpaceAcc::new();
+            // Split in two "blocks" to exercise accumulation.
+            let (a, b) = vals.split_at(vals.len() / 2);
+            a.iter().chain(b).for_each(|&v| acc.push(v));
+            assert_eq!(acc.space(), scale_io::space::detect_space_of_values(vals), "{vals:?}");
+        }
+    }
+
+    #[test]
+    fn gene_mode_names() {
+        assert_eq!(GeneMode::parse("union"), Some(GeneMode::Union));
+        assert_eq!(GeneMode::parse("inner"), None);
+    }
+}

@@ -160,7 +160,7 @@ impl Predictor {
             }
             let z0 = Tensor::<3>::from_data(TensorData::new(z0, [b, s, g]), &self.device);
             let pred = transport_sets(&self.model, z0, &cond, steps)?;
-            let host: Vec<f32> = pred.into_data().to_vec().map_err(|e| TrainError::Data(format!("{e:?}")))?;
+            let host: Vec<f32> = pred.into_data().try_to_vec::<f32>().map_err(|e| TrainError::Data(format!("{e:?}")))?;
             for (bi, job) in chunk.iter().enumerate() {
                 let dst = &mut out[job.req];
                 let want = requests[job.req].n_cells * g;

@@ -413,7 +413,7 @@ impl Trainer {
             let batch = source.next_batch()?;
             let (z0, z1, cond) = self.upload(batch, &device)?;
             let pred = transport_sets(&model, z0, &cond, steps)?;
-            let pred_host: Vec<f32> = pred.clone().into_data().to_vec().map_err(|e| TrainError::Data(format!("{e:?}")))?;
+            let pred_host: Vec<f32> = pred.clone().into_data().try_to_vec::<f32>().map_err(|e| TrainError::Data(format!("{e:?}")))?;
             acc.add_batch(batch, &pred_host);
             let parts = self.cfg.loss.compute(pred, z1);
             let w = batch.n_sets as f64;

@@ -77,8 +77,19 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<()> {
     let a = parse::<super::ingest::Args>(
         "ingest",
         &os(&[
-            &"--input", &args.input, &"--out", &store, &"--pert-col", &"condition", &"--control", &"control",
-            &"--context-col", &"cell_type", &"--dataset-name", &"devel", &"--overwrite",
+            &"--input",
+            &args.input,
+            &"--out",
+            &store,
+            &"--pert-col",
+            &"condition",
+            &"--control",
+            &"control",
+            &"--context-col",
+            &"cell_type",
+            &"--dataset-name",
+            &"devel",
+            &"--overwrite",
         ]),
     )?;
     super::ingest::run(a, ctx)?;
@@ -88,7 +99,16 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<()> {
         std::fs::remove_dir_all(&run_dir).with_context(|| format!("removing old run {}", run_dir.display()))?;
     }
     let mut targs = os(&[
-        &"--store", &store, &"--split", &split, &"--config", &args.config, &"--out", &run_dir, &"--threads", &threads,
+        &"--store",
+        &store,
+        &"--split",
+        &split,
+        &"--config",
+        &args.config,
+        &"--out",
+        &run_dir,
+        &"--threads",
+        &threads,
     ]);
     if let Some(s) = args.steps {
         targs.extend(os(&[&"--steps", &s.to_string()]));
@@ -98,7 +118,18 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<()> {
     eprintln!("[3/5] predict the held-out cells");
     let p = parse::<super::predict::Args>(
         "predict",
-        &os(&[&"--run", &run_dir, &"--store", &store, &"--split", &"test", &"--out", &pred_dir, &"--threads", &threads]),
+        &os(&[
+            &"--run",
+            &run_dir,
+            &"--store",
+            &store,
+            &"--split",
+            &"test",
+            &"--out",
+            &pred_dir,
+            &"--threads",
+            &threads,
+        ]),
     )?;
     super::predict::run(p, ctx)?;
     let real = pred_dir.join("real.h5ad");
@@ -126,8 +157,18 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<()> {
         let e = parse::<super::eval::Args>(
             "eval",
             &os(&[
-                &"--pred", pred, &"--real", &real, &"--pert-col", &"condition", &"--control", &"control",
-                &"--profile", &args.profile, &"--out", &dir,
+                &"--pred",
+                pred,
+                &"--real",
+                &real,
+                &"--pert-col",
+                &"condition",
+                &"--control",
+                &"control",
+                &"--profile",
+                &args.profile,
+                &"--out",
+                &dir,
             ]),
         )?;
         super::eval::run(e, &Ctx { quiet: true })?;
@@ -166,8 +207,11 @@ const SHOWN: [(&str, bool); 8] = [
 ];
 
 fn print_table(rows: &[(String, Vec<(String, f64)>)]) {
-    let shown: Vec<(&str, bool)> =
-        SHOWN.iter().copied().filter(|(m, _)| rows.iter().any(|(_, v)| v.iter().any(|(k, _)| k == m))).collect();
+    let shown: Vec<(&str, bool)> = SHOWN
+        .iter()
+        .copied()
+        .filter(|(m, _)| rows.iter().any(|(_, v)| v.iter().any(|(k, _)| k == m)))
+        .collect();
     println!();
     print!("{:<16}", "predictor");
     for (m, better_high) in &shown {

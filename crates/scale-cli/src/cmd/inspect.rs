@@ -31,7 +31,8 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<()> {
             #[command(flatten)]
             args: super::store_info::Args,
         }
-        let parsed = <StoreInfo as clap::Parser>::parse_from([std::ffi::OsStr::new("store-info"), args.path.as_os_str()]);
+        let parsed =
+            <StoreInfo as clap::Parser>::parse_from([std::ffi::OsStr::new("store-info"), args.path.as_os_str()]);
         return super::store_info::run(parsed.args, ctx);
     }
     let r = H5adReader::open(&args.path)?;
@@ -46,10 +47,25 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<()> {
                 MatrixEncoding::Dense => "dense",
             };
             let density = info.n_stored as f64 / ((info.n_rows * info.n_cols).max(1)) as f64;
-            println!("X          {enc}, {}, {} stored values ({:.1}% of cells × genes)", info.dtype, info.n_stored, 100.0 * density);
-            let rows = if args.full { 0..r.n_obs() } else { 0..r.n_obs().min(args.sample_rows) };
-            let x = r.read_x_rows(rows.clone()).context("reading X for the expression-space check")?;
-            let scope = if args.full { "all cells".to_string() } else { format!("first {} cells", rows.len()) };
+            println!(
+                "X          {enc}, {}, {} stored values ({:.1}% of cells × genes)",
+                info.dtype,
+                info.n_stored,
+                100.0 * density
+            );
+            let rows = if args.full {
+                0..r.n_obs()
+            } else {
+                0..r.n_obs().min(args.sample_rows)
+            };
+            let x = r
+                .read_x_rows(rows.clone())
+                .context("reading X for the expression-space check")?;
+            let scope = if args.full {
+                "all cells".to_string()
+            } else {
+                format!("first {} cells", rows.len())
+            };
             scale_io::check_finite(&x, &args.path, "X", 0)?;
             let max = x.values().iter().copied().fold(0f32, f32::max);
             println!("space      {} (from {scope}; max value {max})", detect_space(&x));
@@ -76,7 +92,13 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<()> {
     }
     let g = guess_columns(&obs);
     let show = |o: &Option<String>| o.clone().unwrap_or_else(|| "-".into());
-    println!("guess      perturbation: {}  control: {}  context: {}  batch: {}", show(&g.perturbation), show(&g.control), show(&g.context), show(&g.batch));
+    println!(
+        "guess      perturbation: {}  control: {}  context: {}  batch: {}",
+        show(&g.perturbation),
+        show(&g.control),
+        show(&g.context),
+        show(&g.batch)
+    );
     Ok(())
 }
 
@@ -95,7 +117,9 @@ fn describe_column(col: &Column, top: usize) -> String {
         }
         Column::Float(v) => {
             let finite: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
-            let (lo, hi) = finite.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| (a.min(x), b.max(x)));
+            let (lo, hi) = finite
+                .iter()
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| (a.min(x), b.max(x)));
             format!("range {lo:.4} .. {hi:.4}, {} missing", v.len() - finite.len())
         }
         Column::Int(v) => {

@@ -35,8 +35,14 @@ pub struct StoreBaselineArgs {
 }
 
 pub fn run_kind(kind: BaselineKind, a: &StoreBaselineArgs, out: &PathBuf, seed: u64) -> anyhow::Result<()> {
-    let store_dir = a.store.as_ref().context("--store is required for --kind context-mean|additive|linear")?;
-    let template_path = a.template.as_ref().context("--template is required for --kind context-mean|additive|linear")?;
+    let store_dir = a
+        .store
+        .as_ref()
+        .context("--store is required for --kind context-mean|additive|linear")?;
+    let template_path = a
+        .template
+        .as_ref()
+        .context("--template is required for --kind context-mean|additive|linear")?;
     let store = Store::open(store_dir)?;
     let split = match (&a.run, &a.split) {
         (Some(run), _) => scale_train::SplitSpec::load(run)?.build(&store)?,
@@ -51,12 +57,24 @@ pub fn run_kind(kind: BaselineKind, a: &StoreBaselineArgs, out: &PathBuf, seed: 
         anyhow::bail!(
             "{}: genes differ from the store's (first difference at position {})",
             template_path.display(),
-            template.var.index.iter().zip(&store.manifest().genes).position(|(x, y)| x != y).unwrap_or(0)
+            template
+                .var
+                .index
+                .iter()
+                .zip(&store.manifest().genes)
+                .position(|(x, y)| x != y)
+                .unwrap_or(0)
         );
     }
     let m = store.manifest();
-    let (pred, report) =
-        predict_template(&fitted, &template, &m.pert_col, m.context_col.as_deref(), &m.control_label, seed)?;
+    let (pred, report) = predict_template(
+        &fitted,
+        &template,
+        &m.pert_col,
+        m.context_col.as_deref(),
+        &m.control_label,
+        seed,
+    )?;
     scale_io::write_h5ad(out, &pred)?;
     tracing::info!(
         "{} baseline: {} conditions predicted ({} with a fallback for an unseen perturbation or context) -> {}",
@@ -71,7 +89,11 @@ pub fn run_kind(kind: BaselineKind, a: &StoreBaselineArgs, out: &PathBuf, seed: 
 /// CSV/TSV: a header, then `name, f1, f2, ...` per perturbation.
 pub fn read_features(path: &PathBuf) -> anyhow::Result<PertFeatures> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let sep = if text.lines().next().is_some_and(|l| l.contains('\t')) { '\t' } else { ',' };
+    let sep = if text.lines().next().is_some_and(|l| l.contains('\t')) {
+        '\t'
+    } else {
+        ','
+    };
     let mut f = PertFeatures::default();
     for (i, line) in text.lines().enumerate().skip(1) {
         let mut it = line.split(sep);
@@ -83,7 +105,13 @@ pub fn read_features(path: &PathBuf) -> anyhow::Result<PertFeatures> {
         if f.dim == 0 {
             f.dim = v.len();
         } else if v.len() != f.dim {
-            anyhow::bail!("{} line {}: {} features, expected {}", path.display(), i + 1, v.len(), f.dim);
+            anyhow::bail!(
+                "{} line {}: {} features, expected {}",
+                path.display(),
+                i + 1,
+                v.len(),
+                f.dim
+            );
         }
         f.rows.insert(name, v);
     }
