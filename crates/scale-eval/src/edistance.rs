@@ -2,12 +2,14 @@
 //! `E = 2 mean d(X, C) - mean d(X, X) - mean d(C, C)` with Euclidean `d` over all genes, where the
 //! within-group means include the zero diagonal (sklearn `pairwise_distances(x).mean()`).
 //!
-//! Cost is dominated by the cross distances (every perturbed cell × every control cell). They are
-//! computed as `sqrt(|x|^2 + |c|^2 - 2 x.c)` (what sklearn does, in float64). The control cells are
-//! laid out once as dense gene-major blocks of `CTRL_BLOCK` cells; each group's cells are transposed
-//! to gene-major sparse lists, so one gene's block row (16 control values) is loaded once and used by
-//! every non-zero of that gene in the group, accumulating into a small per-group buffer that stays
-//! in L1. Groups run in parallel; the inner loop uses AVX2/FMA when the CPU has it.
+//! Cost is dominated by the cross distances (every cell × every control cell). They are computed as
+//! `sqrt(max(0, |x|^2 + |c|^2 - 2 x.c))` (what sklearn does, in float64) with the dot products as a
+//! sparse × dense product: the control cells are laid out once as dense float64 slabs of `W` cells,
+//! `[block][gene][W]`, and each work item (a tile of up to `TILE` cells of one group) is re-laid out
+//! gene-chunk-major. For one slab block and one chunk of `GC` genes (256 KiB, stays in L2) every
+//! cell of the tile runs over its non-zeros in the chunk with `W` accumulators held in registers
+//! (AVX2/FMA when the CPU has it). The control cells' own term `E d(C, C)` comes out of the same
+//! pass (the control group's tiles), once per call.
 
 use rayon::prelude::*;
 use scale_io::{CsrMatrix, Matrix};
@@ -15,53 +17,177 @@ use scale_io::{CsrMatrix, Matrix};
 use crate::groups::Groups;
 use crate::Progress;
 
-const CTRL_BLOCK: usize = 16;
+/// Control cells per slab block (8 AVX2 registers of 4 float64).
+const W: usize = 32;
+/// Genes per chunk: one chunk of a slab block is `GC * W * 8` bytes = 256 KiB.
+const GC: usize = 64;
+/// Cells per work item: bounds the re-laid-out tile (~6 bytes per non-zero) to a few MiB.
+const TILE: usize = 128;
 
-/// acc[cell][k] += v * slab_row[k] over the group's gene-major non-zeros.
-/// `gptr[g]..gptr[g+1]` indexes `cells`/`vals` for gene g; `slab` is `[gene][CTRL_BLOCK]`.
-#[inline(always)]
-fn accumulate(slab: &[f64], gptr: &[u32], cells: &[u32], vals: &[f64], acc: &mut [f64], fused: bool) {
-    for g in 0..gptr.len() - 1 {
-        let (a, b) = (gptr[g] as usize, gptr[g + 1] as usize);
-        if a == b {
-            continue;
-        }
-        let row: &[f64; CTRL_BLOCK] = slab[g * CTRL_BLOCK..(g + 1) * CTRL_BLOCK]
-            .try_into()
-            .expect("block row");
-        for e in a..b {
-            let v = vals[e];
-            let c = cells[e] as usize;
-            let out: &mut [f64; CTRL_BLOCK] = (&mut acc[c * CTRL_BLOCK..(c + 1) * CTRL_BLOCK])
-                .try_into()
-                .expect("acc row");
-            for k in 0..CTRL_BLOCK {
-                out[k] = if fused {
-                    v.mul_add(row[k], out[k])
-                } else {
-                    out[k] + v * row[k]
-                };
+/// A tile of cells re-laid out chunk-major: the non-zeros of tile row `i` in gene chunk `c` are
+/// `ptr[c * n + i]..ptr[c * n + i + 1]`, as (gene offset within the chunk, value).
+struct Tile {
+    n: usize,
+    ptr: Vec<u32>,
+    off: Vec<u16>,
+    val: Vec<f32>,
+}
+
+impl Tile {
+    fn new(m: &CsrMatrix, rows: &[usize]) -> Tile {
+        let n = rows.len();
+        let n_chunks = m.n_cols.div_ceil(GC);
+        let mut ptr = vec![0u32; n_chunks * n + 1];
+        for (i, &r) in rows.iter().enumerate() {
+            for &g in m.row(r).0 {
+                ptr[(g as usize / GC) * n + i + 1] += 1;
             }
         }
+        for k in 0..n_chunks * n {
+            ptr[k + 1] += ptr[k];
+        }
+        let nnz = ptr[n_chunks * n] as usize;
+        let mut next = ptr[..n_chunks * n].to_vec();
+        let mut off = vec![0u16; nnz];
+        let mut val = vec![0f32; nnz];
+        for (i, &r) in rows.iter().enumerate() {
+            let (idx, v) = m.row(r);
+            for (&g, &x) in idx.iter().zip(v) {
+                let k = (g as usize / GC) * n + i;
+                let s = next[k] as usize;
+                off[s] = (g as usize % GC) as u16;
+                val[s] = x;
+                next[k] += 1;
+            }
+        }
+        Tile { n, ptr, off, val }
     }
+}
+
+/// `acc[k] += sum_e val[e] * chunk[off[e] * W + k]`; `chunk` is `[gene in chunk][W]`.
+#[inline(always)]
+fn kernel_generic(chunk: &[f64], off: &[u16], val: &[f32], acc: &mut [f64; W]) {
+    let mut a = *acc;
+    for (&o, &v) in off.iter().zip(val) {
+        let v = v as f64;
+        let row: &[f64; W] = chunk[o as usize * W..(o as usize + 1) * W].try_into().expect("slab row");
+        for k in 0..W {
+            a[k] += v * row[k];
+        }
+    }
+    *acc = a;
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn accumulate_avx2(slab: &[f64], gptr: &[u32], cells: &[u32], vals: &[f64], acc: &mut [f64]) {
-    accumulate(slab, gptr, cells, vals, acc, true)
+unsafe fn kernel_avx2(chunk: &[f64], off: &[u16], val: &[f32], acc: &mut [f64; W]) {
+    use std::arch::x86_64::*;
+    let n_rows = chunk.len() / W;
+    let p = chunk.as_ptr();
+    let q = acc.as_mut_ptr();
+    let mut a = [_mm256_setzero_pd(); W / 4];
+    for (k, ak) in a.iter_mut().enumerate() {
+        *ak = _mm256_loadu_pd(q.add(4 * k));
+    }
+    for (&o, &v) in off.iter().zip(val) {
+        let o = o as usize;
+        // offsets are built from genes inside this chunk; checked so a bad tile cannot read past it
+        assert!(o < n_rows, "gene offset outside its chunk");
+        let r = p.add(o * W);
+        let vv = _mm256_set1_pd(v as f64);
+        for (k, ak) in a.iter_mut().enumerate() {
+            *ak = _mm256_fmadd_pd(vv, _mm256_loadu_pd(r.add(4 * k)), *ak);
+        }
+    }
+    for (k, ak) in a.iter().enumerate() {
+        _mm256_storeu_pd(q.add(4 * k), *ak);
+    }
 }
 
-fn accumulate_dispatch(slab: &[f64], gptr: &[u32], cells: &[u32], vals: &[f64], acc: &mut [f64]) {
+fn kernel(chunk: &[f64], off: &[u16], val: &[f32], acc: &mut [f64; W], avx2: bool) {
     #[cfg(target_arch = "x86_64")]
     {
-        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-            // SAFETY: the CPU supports the features the function was compiled for.
-            unsafe { accumulate_avx2(slab, gptr, cells, vals, acc) };
+        if avx2 {
+            // SAFETY: `avx2` is only true when the CPU supports AVX2 and FMA.
+            unsafe { kernel_avx2(chunk, off, val, acc) };
             return;
         }
     }
-    accumulate(slab, gptr, cells, vals, acc, false)
+    let _ = avx2;
+    kernel_generic(chunk, off, val, acc)
+}
+
+fn has_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Sum over tile rows `r` and control cells `c != r` of the Euclidean distance.
+/// `slabs`: `[block][gene][W]` of the cells `ctrl` (zero-padded); `norms`: squared row norms.
+fn tile_cross_sum(tile: &Tile, rows: &[usize], slabs: &[f64], ctrl: &[usize], norms: &[f64], n_genes: usize) -> f64 {
+    let avx2 = has_avx2();
+    let n = tile.n;
+    let n_chunks = n_genes.div_ceil(GC);
+    let n_blocks = ctrl.len().div_ceil(W);
+    let mut acc = vec![[0f64; W]; n];
+    let mut sum = 0.0;
+    for b in 0..n_blocks {
+        acc.iter_mut().for_each(|a| *a = [0.0; W]);
+        let slab = &slabs[b * n_genes * W..(b + 1) * n_genes * W];
+        for c in 0..n_chunks {
+            let chunk = &slab[c * GC * W..((c + 1) * GC).min(n_genes) * W];
+            for (i, a) in acc.iter_mut().enumerate() {
+                let (s, e) = (tile.ptr[c * n + i] as usize, tile.ptr[c * n + i + 1] as usize);
+                if s < e {
+                    kernel(chunk, &tile.off[s..e], &tile.val[s..e], a, avx2);
+                }
+            }
+        }
+        let bc = &ctrl[b * W..((b + 1) * W).min(ctrl.len())];
+        for (&r, a) in rows.iter().zip(&acc) {
+            for (k, &c) in bc.iter().enumerate() {
+                // sklearn sets the self-distance to exactly 0
+                if r != c {
+                    sum += (norms[r] + norms[c] - 2.0 * a[k]).max(0.0).sqrt();
+                }
+            }
+        }
+    }
+    sum
+}
+
+/// Writes the cells `cols` (at most `W`) into the zeroed slab block `slab` (`[gene][W]`).
+fn fill_block(m: &CsrMatrix, cols: &[usize], slab: &mut [f64], value: bool) {
+    for (k, &c) in cols.iter().enumerate() {
+        let (idx, val) = m.row(c);
+        for (&g, &v) in idx.iter().zip(val) {
+            slab[g as usize * W + k] = if value { v as f64 } else { 0.0 };
+        }
+    }
+}
+
+/// Sum of the distances over ordered pairs of distinct cells of `mem` (both orders counted): the
+/// same kernel with the group's own cells as the dense side, one slab block at a time.
+fn within_sum(m: &CsrMatrix, mem: &[usize], norms: &[f64]) -> f64 {
+    let n_genes = m.n_cols;
+    let tiles: Vec<(Tile, &[usize])> = mem.chunks(TILE).map(|rows| (Tile::new(m, rows), rows)).collect();
+    let mut slab = vec![0f64; n_genes * W];
+    let mut sum = 0.0;
+    for cols in mem.chunks(W) {
+        fill_block(m, cols, &mut slab, true);
+        for (tile, rows) in &tiles {
+            sum += tile_cross_sum(tile, rows, &slab, cols, norms, n_genes);
+        }
+        // clear only what was written
+        fill_block(m, cols, &mut slab, false);
+    }
+    sum
 }
 
 /// Per group (indexed like `groups.names`; the control's entry is NaN): energy distance to control.
@@ -78,98 +204,59 @@ pub fn energy_distances(x: &Matrix, groups: &Groups, progress: &dyn Progress) ->
         .map(|r| m.row(r).1.iter().map(|&v| v as f64 * v as f64).sum())
         .collect();
     let n_groups = groups.names.len();
-    let n_blocks = ctrl.len().div_ceil(CTRL_BLOCK);
-    progress.start("e-distance", n_groups as u64);
+    let n_blocks = ctrl.len().div_ceil(W);
 
-    // Control cells, dense: [block][gene][CTRL_BLOCK], zero-padded.
-    let mut slabs = vec![0f64; n_blocks * n_genes * CTRL_BLOCK];
-    for (i, &c) in ctrl.iter().enumerate() {
-        let (b, k) = (i / CTRL_BLOCK, i % CTRL_BLOCK);
-        let (idx, val) = m.row(c);
-        for (&g, &v) in idx.iter().zip(val) {
-            slabs[(b * n_genes + g as usize) * CTRL_BLOCK + k] = v as f64;
-        }
+    // Control cells, dense: [block][gene][W], zero-padded.
+    let mut slabs = vec![0f64; n_blocks * n_genes * W];
+    for (cols, slab) in ctrl.chunks(W).zip(slabs.chunks_mut(n_genes * W)) {
+        fill_block(m, cols, slab, true);
     }
 
-    // Per group: (sum of distances to all control cells, sum of within-group distances).
-    let sums: Vec<(f64, f64)> = (0..n_groups)
+    // Work items: tiles of up to TILE cells of one group (the control group included: its tiles
+    // give the control-control term).
+    let items: Vec<(usize, &[usize])> = members
+        .iter()
+        .enumerate()
+        .flat_map(|(g, mem)| mem.chunks(TILE).map(move |rows| (g, rows)))
+        .collect();
+    progress.start("e-distance", items.len() as u64 + n_groups as u64);
+    let cross: Vec<(usize, f64)> = items
+        .par_iter()
+        .map(|&(g, rows)| {
+            let tile = Tile::new(m, rows);
+            let s = tile_cross_sum(&tile, rows, &slabs, ctrl, &norms, n_genes);
+            progress.inc(1);
+            (g, s)
+        })
+        .collect();
+    drop(slabs);
+    let within: Vec<f64> = (0..n_groups)
         .into_par_iter()
         .map(|g| {
-            let mem = &members[g];
-            // gene-major transpose of the group's cells
-            let mut gptr = vec![0u32; n_genes + 1];
-            for &r in mem {
-                for &c in m.row(r).0 {
-                    gptr[c as usize + 1] += 1;
-                }
-            }
-            for i in 0..n_genes {
-                gptr[i + 1] += gptr[i];
-            }
-            let nnz = gptr[n_genes] as usize;
-            let mut next = gptr.clone();
-            let mut cells = vec![0u32; nnz];
-            let mut vals = vec![0f64; nnz];
-            for (li, &r) in mem.iter().enumerate() {
-                let (idx, val) = m.row(r);
-                for (&c, &v) in idx.iter().zip(val) {
-                    let s = next[c as usize] as usize;
-                    cells[s] = li as u32;
-                    vals[s] = v as f64;
-                    next[c as usize] += 1;
-                }
-            }
-            let mut acc = vec![0f64; mem.len() * CTRL_BLOCK];
-            let mut cross = 0.0;
-            for b in 0..n_blocks {
-                acc.iter_mut().for_each(|a| *a = 0.0);
-                let slab = &slabs[b * n_genes * CTRL_BLOCK..(b + 1) * n_genes * CTRL_BLOCK];
-                accumulate_dispatch(slab, &gptr, &cells, &vals, &mut acc);
-                let bc = &ctrl[b * CTRL_BLOCK..((b + 1) * CTRL_BLOCK).min(ctrl.len())];
-                for (li, &r) in mem.iter().enumerate() {
-                    for (k, &c) in bc.iter().enumerate() {
-                        // sklearn sets the self-distance to exactly 0
-                        if r != c {
-                            let d2 = norms[r] + norms[c] - 2.0 * acc[li * CTRL_BLOCK + k];
-                            cross += d2.max(0.0).sqrt();
-                        }
-                    }
-                }
-            }
-            let mut within = 0.0;
-            if g != groups.control {
-                // within-group distances: dense scatter of one cell, gather for the others
-                let mut buf = vec![0f64; n_genes];
-                for (i, &a) in mem.iter().enumerate() {
-                    let (ia, va) = m.row(a);
-                    for (&gi, &v) in ia.iter().zip(va) {
-                        buf[gi as usize] = v as f64;
-                    }
-                    for &b in &mem[i + 1..] {
-                        let (ib, vb) = m.row(b);
-                        let dot: f64 = ib.iter().zip(vb).map(|(&gi, &v)| v as f64 * buf[gi as usize]).sum();
-                        within += 2.0 * (norms[a] + norms[b] - 2.0 * dot).max(0.0).sqrt();
-                    }
-                    for &gi in ia {
-                        buf[gi as usize] = 0.0;
-                    }
-                }
-            }
+            let s = if g == groups.control {
+                0.0
+            } else {
+                within_sum(m, &members[g], &norms)
+            };
             progress.inc(1);
-            (cross, within)
+            s
         })
         .collect();
     progress.finish();
+    let mut cross_sum = vec![0f64; n_groups];
+    for (g, s) in cross {
+        cross_sum[g] += s;
+    }
 
     let n_c = ctrl.len() as f64;
-    let sigma_c = sums[groups.control].0 / (n_c * n_c);
+    let sigma_c = cross_sum[groups.control] / (n_c * n_c);
     (0..n_groups)
         .map(|g| {
             if g == groups.control {
                 return f64::NAN;
             }
             let n = members[g].len() as f64;
-            2.0 * sums[g].0 / (n * n_c) - sums[g].1 / (n * n) - sigma_c
+            2.0 * cross_sum[g] / (n * n_c) - within[g] / (n * n) - sigma_c
         })
         .collect()
 }

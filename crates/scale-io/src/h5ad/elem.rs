@@ -182,13 +182,38 @@ fn numeric_kind(src: Src, ds: &Dataset, path: &str) -> Result<TypeDescriptor, H5
     }
 }
 
-/// Numeric element types the reader converts to.
+/// Numeric element types the reader converts to (with Rust `as` semantics from any stored type).
 pub(crate) trait Num: hdf5::H5Type + Copy {
     fn from_bool(b: bool) -> Self;
+    fn from_f64_lossy_native<S: Native>(v: S) -> Self;
 }
 
+/// Stored numeric types, convertible with `as`.
+pub(crate) trait Native: Copy {
+    fn to_f64(self) -> f64;
+    fn to_i64(self) -> i64;
+    const IS_FLOAT: bool;
+}
+
+macro_rules! impl_native {
+    ($($t:ty => $f:expr),*) => { $(impl Native for $t {
+        fn to_f64(self) -> f64 { self as f64 }
+        fn to_i64(self) -> i64 { self as i64 }
+        const IS_FLOAT: bool = $f;
+    })* };
+}
+impl_native!(f32 => true, f64 => true, i8 => false, i16 => false, i32 => false, i64 => false,
+    u8 => false, u16 => false, u32 => false, u64 => false);
+
 macro_rules! impl_num {
-    ($($t:ty),*) => { $(impl Num for $t { fn from_bool(b: bool) -> Self { b as u8 as $t } })* };
+    ($($t:ty),*) => { $(impl Num for $t {
+        fn from_bool(b: bool) -> Self { b as u8 as $t }
+        #[inline]
+        fn from_f64_lossy_native<S: Native>(v: S) -> Self {
+            // Integers go through i64 so that large int64 values survive into i64/u64 targets exactly.
+            if S::IS_FLOAT { v.to_f64() as $t } else { v.to_i64() as $t }
+        }
+    })* };
 }
 impl_num!(f32, f64, i32, i64, u32, u64);
 
@@ -218,11 +243,38 @@ pub(crate) fn read_numeric<T: Num>(
         };
         return Ok(b.iter().map(|&x| T::from_bool(x)).collect());
     }
-    let res = match range {
-        None => ds.read_raw::<T>(),
-        Some(r) => ds.read_slice_1d::<T, _>(r).map(|a| a.to_vec()),
-    };
-    res.map_err(|e| src.hdf5(path, e))
+    // Read in the stored type and convert in Rust: HDF5's own type conversion is several times slower.
+    macro_rules! native {
+        ($t:ty) => {{
+            let v: Vec<$t> = match &range {
+                None => ds.read_raw::<$t>(),
+                Some(r) if r.start == 0 && r.end == n => ds.read_raw::<$t>(),
+                Some(r) => ds.read_slice_1d::<$t, _>(r.clone()).map(|a| a.to_vec()),
+            }
+            .map_err(|e| src.hdf5(path, e))?;
+            Ok(v.into_iter().map(T::from_f64_lossy_native).collect())
+        }};
+    }
+    use hdf5::types::{FloatSize, IntSize};
+    match desc {
+        TypeDescriptor::Float(FloatSize::U4) => native!(f32),
+        TypeDescriptor::Float(FloatSize::U8) => native!(f64),
+        TypeDescriptor::Integer(IntSize::U1) => native!(i8),
+        TypeDescriptor::Integer(IntSize::U2) => native!(i16),
+        TypeDescriptor::Integer(IntSize::U4) => native!(i32),
+        TypeDescriptor::Integer(IntSize::U8) => native!(i64),
+        TypeDescriptor::Unsigned(IntSize::U1) => native!(u8),
+        TypeDescriptor::Unsigned(IntSize::U2) => native!(u16),
+        TypeDescriptor::Unsigned(IntSize::U4) => native!(u32),
+        TypeDescriptor::Unsigned(IntSize::U8) => native!(u64),
+        _ => {
+            let res = match range {
+                None => ds.read_raw::<T>(),
+                Some(r) => ds.read_slice_1d::<T, _>(r).map(|a| a.to_vec()),
+            };
+            res.map_err(|e| src.hdf5(path, e))
+        }
+    }
 }
 
 pub(crate) fn read_bool(src: Src, ds: &Dataset, path: &str) -> Result<Vec<bool>, H5adError> {
