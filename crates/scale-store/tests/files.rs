@@ -201,7 +201,7 @@ fn tahoe_parquet_shards() {
             assert_eq!(m.perts[gi.pert as usize], samples[i % 4], "{name}");
             assert_eq!(m.contexts[gi.context as usize], ["A549", "HT-29"][(i / 4) % 2]);
             for (j, &t) in tokens.iter().enumerate() {
-                let want = if (i + t) % 3 != 0 {
+                let want = if !(i + t).is_multiple_of(3) {
                     (1 + (i * t) % 4) as f32
                 } else {
                     0.0
