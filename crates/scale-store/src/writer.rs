@@ -147,7 +147,7 @@ impl SpaceAcc {
     #[inline]
     pub(crate) fn push(&mut self, v: f32) {
         self.any = true;
-        self.all_integral &= v.fract() == 0.0;
+        self.all_integral &= v.fract() <= scale_io::space::COUNT_FRACTION_TOLERANCE;
         self.min = self.min.min(v);
         self.max = self.max.max(v);
     }
@@ -756,7 +756,7 @@ fn write_sparse_row(
                 problem: "not finite".into(),
             });
         }
-        if opts.target_sum.is_some() && (vi < 0.0 || vi.fract() != 0.0) {
+        if opts.target_sum.is_some() && (vi < 0.0 || vi.fract() > scale_io::space::COUNT_FRACTION_TOLERANCE) {
             return Err(StoreError::NormalizeNeedsCounts {
                 input: input.to_string(),
                 space: format!("non-count (value {vi} at cell {row}, gene {ci})"),
@@ -814,7 +814,14 @@ mod tests {
 
     #[test]
     fn streamed_space_matches_scale_io_rule() {
-        let cases: [&[f32]; 5] = [&[0.0, 3.0, 17.0], &[0.0, 0.69, 2.3], &[0.5, 200.5], &[-0.5, 1.5], &[]];
+        let cases: [&[f32]; 6] = [
+            &[0.0, 3.0, 17.0],
+            &[2.0005, 4.0],
+            &[0.0, 0.69, 2.3],
+            &[0.5, 200.5],
+            &[-0.5, 1.5],
+            &[],
+        ];
         for vals in cases {
             let mut acc = SpaceAcc::new();
             // Split in two "blocks" to exercise accumulation.

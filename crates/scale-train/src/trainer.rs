@@ -14,7 +14,7 @@ use indicatif::ProgressBar;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use scale_model::burn::module::{Module, ModuleVisitor, Param};
-use scale_model::burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer, OptimizerConfig};
+use scale_model::burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use scale_model::burn::tensor::{Device, Int, Tensor, TensorData};
 use scale_model::{transport_sets, weights, Conditions, DataDims, PertEncoder, TransportConfig, TransportInput,
     TransportModel};
