@@ -59,37 +59,57 @@ fn special(v: f64) -> Option<String> {
 /// A float64 the way polars writes it: shortest round-trip digits, scientific (`1e-6`, `1e+16`)
 /// outside [1e-5, 1e16).
 pub fn fmt_f64(v: f64) -> String {
+    let mut s = String::new();
+    push_f64(&mut s, v);
+    s
+}
+
+/// [`fmt_f64`] appended to `out` (no allocation on the common path; used by the large DE CSVs).
+pub fn push_f64(out: &mut String, v: f64) {
+    use std::fmt::Write as _;
     if let Some(s) = special(v) {
-        return s;
+        out.push_str(&s);
+        return;
     }
     let a = v.abs();
     if (1e-5..1e16).contains(&a) {
         // fast path: Display is the shortest round-trip decimal; polars adds ".0" to integers
-        let mut s = format!("{v}");
-        if !s.contains('.') {
-            s.push_str(".0");
+        let start = out.len();
+        let _ = write!(out, "{v}");
+        if !out[start..].contains('.') {
+            out.push_str(".0");
         }
-        return s;
+        return;
     }
     let (digits, exp) = sci_parts(&format!("{:e}", v.abs()));
-    layout(v < 0.0, &digits, exp, !(-5..16).contains(&exp))
+    out.push_str(&layout(v < 0.0, &digits, exp, !(-5..16).contains(&exp)));
 }
 
 /// A float32 the way polars writes it (shortest f32 digits; scientific outside [1e-6, 1e14)).
 pub fn fmt_f32(v: f32) -> String {
+    let mut s = String::new();
+    push_f32(&mut s, v);
+    s
+}
+
+/// [`fmt_f32`] appended to `out`.
+pub fn push_f32(out: &mut String, v: f32) {
+    use std::fmt::Write as _;
     if let Some(s) = special(v as f64) {
-        return s;
+        out.push_str(&s);
+        return;
     }
     let a = v.abs();
     if (1e-6..1e14).contains(&a) {
-        let mut s = format!("{v}");
-        if !s.contains('.') {
-            s.push_str(".0");
+        let start = out.len();
+        let _ = write!(out, "{v}");
+        if !out[start..].contains('.') {
+            out.push_str(".0");
         }
-        return s;
+        return;
     }
     let (digits, exp) = sci_parts(&format!("{:e}", v.abs()));
-    layout(v < 0.0, &digits, exp, !(-6..14).contains(&exp))
+    out.push_str(&layout(v < 0.0, &digits, exp, !(-6..14).contains(&exp)));
 }
 
 /// Optional float64: polars writes null as the empty field.

@@ -25,6 +25,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::ModelError;
 
+static INIT_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Hyper-parameters of the network (the `[model]` table of a preset).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -165,6 +167,19 @@ impl TransportConfig {
     /// parameter names, so optimizer state saved by one process matches the parameters of a model
     /// built (or loaded) in another.
     pub fn init(&self, device: &Device) -> Result<TransportModel, ModelError> {
+        let _guard = INIT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        self.build(device)
+    }
+
+    /// [`init`](Self::init) from burn's RNG seeded with `seed`. burn's RNG is process-global: the
+    /// lock (shared with `init`) keeps other model builds from drawing between seeding and building.
+    pub fn init_seeded(&self, device: &Device, seed: u64) -> Result<TransportModel, ModelError> {
+        let _guard = INIT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        device.seed(seed);
+        self.build(device)
+    }
+
+    fn build(&self, device: &Device) -> Result<TransportModel, ModelError> {
         self.model.validate()?;
         let m = &self.model;
         let d = &self.dims;

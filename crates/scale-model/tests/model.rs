@@ -16,7 +16,13 @@ fn config() -> TransportConfig {
     .unwrap();
     TransportConfig {
         model,
-        dims: DataDims { n_genes: G, pert_dim: 3, pert_encoding: PertEncoding::OneHot, n_contexts: 2, n_batches: 2 },
+        dims: DataDims {
+            n_genes: G,
+            pert_dim: 3,
+            pert_encoding: PertEncoding::OneHot,
+            n_contexts: 2,
+            n_batches: 2,
+        },
     }
 }
 
@@ -69,7 +75,10 @@ fn permutation_equivariant_over_cells_and_non_negative() {
     let z = Tensor::<3>::random([2, 6, G], Distribution::Uniform(0.0, 3.0), &dev);
     let out = vec_of(model.forward(input(z.clone(), &dev)).unwrap());
     let perm = [3usize, 0, 5, 1, 4, 2];
-    let idx = Tensor::<1, Int>::from_data(TensorData::new(perm.iter().map(|&i| i as i64).collect::<Vec<_>>(), [6]), &dev);
+    let idx = Tensor::<1, Int>::from_data(
+        TensorData::new(perm.iter().map(|&i| i as i64).collect::<Vec<_>>(), [6]),
+        &dev,
+    );
     let zp = z.clone().select(1, idx);
     let outp = vec_of(model.forward(input(zp, &dev)).unwrap());
     for b in 0..2 {
@@ -103,10 +112,19 @@ fn energy_distance_matches_direct_computation() {
     let dev = Device::flex();
     let x = Tensor::<3>::random([2, 5, 4], Distribution::Normal(0.0, 1.0), &dev);
     let y = Tensor::<3>::random([2, 7, 4], Distribution::Normal(0.5, 1.0), &dev);
-    let got: Vec<f32> = energy_distance(x.clone(), y.clone(), 0.0).into_data().try_to_vec::<f32>().unwrap();
+    let got: Vec<f32> = energy_distance(x.clone(), y.clone(), 0.0)
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
     let xs: Vec<f32> = x.into_data().try_to_vec::<f32>().unwrap();
     let ys: Vec<f32> = y.into_data().try_to_vec::<f32>().unwrap();
-    let d = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(p, q)| ((p - q) as f64).powi(2)).sum::<f64>().sqrt();
+    let d = |a: &[f32], b: &[f32]| {
+        a.iter()
+            .zip(b)
+            .map(|(p, q)| ((p - q) as f64).powi(2))
+            .sum::<f64>()
+            .sqrt()
+    };
     for b in 0..2 {
         let xr: Vec<&[f32]> = (0..5).map(|i| &xs[(b * 5 + i) * 4..(b * 5 + i + 1) * 4]).collect();
         let yr: Vec<&[f32]> = (0..7).map(|i| &ys[(b * 7 + i) * 4..(b * 7 + i + 1) * 4]).collect();
@@ -119,7 +137,10 @@ fn energy_distance_matches_direct_computation() {
     }
     // Identical sets: zero.
     let z = Tensor::<3>::random([1, 6, 4], Distribution::Normal(0.0, 1.0), &dev);
-    let e: Vec<f32> = energy_distance(z.clone(), z, 1e-8).into_data().try_to_vec::<f32>().unwrap();
+    let e: Vec<f32> = energy_distance(z.clone(), z, 1e-8)
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
     assert!(e[0].abs() < 1e-3, "{}", e[0]);
 }
 
@@ -140,7 +161,12 @@ fn euler_sampler_k1_is_the_direct_map_and_k_steps_stay_non_negative() {
     let model = trained_like(&dev);
     let z0 = Tensor::<3>::random([2, 4, G], Distribution::Uniform(0.0, 2.0), &dev);
     let base = input(z0.clone(), &dev);
-    let cond = Conditions { pert: base.pert.clone(), context: base.context.clone(), batch: base.batch.clone(), dose: None };
+    let cond = Conditions {
+        pert: base.pert.clone(),
+        context: base.context.clone(),
+        batch: base.batch.clone(),
+        dose: None,
+    };
     let one = vec_of(transport_sets(&model, z0.clone(), &cond, 1).unwrap());
     let mut direct = base.clone();
     direct.t = Tensor::zeros([2], &dev);
@@ -164,7 +190,10 @@ fn weights_round_trip_and_reject_mismatched_configs() {
     dev.seed(99);
     let loaded = weights::load(config().init(&dev).unwrap(), &path).unwrap();
     let z = Tensor::<3>::random([2, 3, G], Distribution::Uniform(0.0, 2.0), &dev);
-    assert_eq!(vec_of(model.forward(input(z.clone(), &dev)).unwrap()), vec_of(loaded.forward(input(z, &dev)).unwrap()));
+    assert_eq!(
+        vec_of(model.forward(input(z.clone(), &dev)).unwrap()),
+        vec_of(loaded.forward(input(z, &dev)).unwrap())
+    );
     let mut other = config();
     other.model.n_layers = 1;
     let e = weights::load(other.init(&dev).unwrap(), &path).unwrap_err().to_string();

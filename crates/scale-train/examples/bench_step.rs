@@ -15,7 +15,10 @@ use scale_train::{BatchSource, DataContract, InMemorySource, MemGroup, TrainConf
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
-    let preset = args.get(1).map(String::as_str).unwrap_or("configs/state-tiny-bench.toml");
+    let preset = args
+        .get(1)
+        .map(String::as_str)
+        .unwrap_or("configs/state-tiny-bench.toml");
     let g: usize = args.get(2).map(|s| s.parse()).transpose()?.unwrap_or(2000);
     let threads: usize = args.get(3).map(|s| s.parse()).transpose()?.unwrap_or(2);
     let steps: u64 = args.get(4).map(|s| s.parse()).transpose()?.unwrap_or(100);
@@ -30,7 +33,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut rng = StdRng::seed_from_u64(0);
     let mut cell = |shift: usize| -> Vec<f32> {
         (0..g)
-            .map(|j| if rng.gen::<f32>() < 0.2 { rng.gen_range(0.5..3.0) + if j % 20 == shift { 1.0 } else { 0.0 } } else { 0.0 })
+            .map(|j| {
+                if rng.gen::<f32>() < 0.2 {
+                    rng.gen_range(0.5..3.0) + if j % 20 == shift { 1.0 } else { 0.0 }
+                } else {
+                    0.0
+                }
+            })
             .collect()
     };
     let n_perts = 20;
@@ -39,7 +48,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for c in 0..2u32 {
         controls.push((0..400).flat_map(|_| cell(99)).collect::<Vec<f32>>());
         for p in 1..=n_perts {
-            groups.push(MemGroup { pert: p as u32, context: c, batch: 0, cells: (0..200).flat_map(|_| cell(p)).collect() });
+            groups.push(MemGroup {
+                pert: p as u32,
+                context: c,
+                batch: 0,
+                cells: (0..200).flat_map(|_| cell(p)).collect(),
+            });
         }
     }
     let mut perts = vec!["ctrl".to_string()];
@@ -67,7 +81,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         trainer.train_step(&b)?;
     }
     // Batches are drawn outside the timed region: this is the model step alone.
-    let batches: Vec<_> = (0..steps).map(|_| source.next_batch().map(|b| b.clone())).collect::<Result<_, _>>()?;
+    let batches: Vec<_> = (0..steps)
+        .map(|_| source.next_batch().map(|b| b.clone()))
+        .collect::<Result<_, _>>()?;
     let t0 = Instant::now();
     let mut last = 0.0;
     for b in &batches {
@@ -89,16 +105,29 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let pools: Vec<ControlPool> = controls
         .into_iter()
         .enumerate()
-        .map(|(i, cells)| ControlPool { context: format!("c{i}"), batch: None, cells })
+        .map(|(i, cells)| ControlPool {
+            context: format!("c{i}"),
+            batch: None,
+            cells,
+        })
         .collect();
     let reqs: Vec<PredictRequest> = (0..64)
-        .map(|i| PredictRequest { pert: format!("P{}", i % n_perts + 1), context: format!("c{}", i % 2), batch: None, n_cells: 256 })
+        .map(|i| PredictRequest {
+            pert: format!("P{}", i % n_perts + 1),
+            context: format!("c{}", i % 2),
+            batch: None,
+            n_cells: 256,
+        })
         .collect();
     pred.predict(&reqs[..4], &pools, 0)?; // warm-up
     let t0 = Instant::now();
     let out = pred.predict(&reqs, &pools, 0)?;
     let secs = t0.elapsed().as_secs_f64();
     let n: usize = out.iter().map(|o| o.len() / g).sum();
-    println!("inference: {n} cells in {secs:.2} s = {:.0} cells/s ({} Euler steps)", n as f64 / secs, pred.euler_steps());
+    println!(
+        "inference: {n} cells in {secs:.2} s = {:.0} cells/s ({} Euler steps)",
+        n as f64 / secs,
+        pred.euler_steps()
+    );
     Ok(())
 }

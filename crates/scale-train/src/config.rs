@@ -75,7 +75,10 @@ fn one() -> usize {
 
 impl Default for TransportSettings {
     fn default() -> Self {
-        Self { mode: Mode::Endpoint, euler_steps: 1 }
+        Self {
+            mode: Mode::Endpoint,
+            euler_steps: 1,
+        }
     }
 }
 
@@ -154,16 +157,23 @@ fn default_val_batches() -> usize {
 impl TrainConfig {
     /// Parses a preset; `source` names it in errors.
     pub fn from_toml_str(text: &str, source: &str) -> Result<Self, TrainError> {
-        let cfg: Self =
-            toml::from_str(text).map_err(|e| TrainError::Config { path: source.to_string(), msg: e.to_string() })?;
-        cfg.validate().map_err(|msg| TrainError::Config { path: source.to_string(), msg })?;
+        let cfg: Self = toml::from_str(text).map_err(|e| TrainError::Config {
+            path: source.to_string(),
+            msg: e.to_string(),
+        })?;
+        cfg.validate().map_err(|msg| TrainError::Config {
+            path: source.to_string(),
+            msg,
+        })?;
         Ok(cfg)
     }
 
     /// Reads a preset file.
     pub fn from_file(path: &Path) -> Result<Self, TrainError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| TrainError::Config { path: path.display().to_string(), msg: e.to_string() })?;
+        let text = std::fs::read_to_string(path).map_err(|e| TrainError::Config {
+            path: path.display().to_string(),
+            msg: e.to_string(),
+        })?;
         Self::from_toml_str(&text, &path.display().to_string())
     }
 
@@ -181,11 +191,23 @@ impl TrainConfig {
             (self.data.n_sets == 0, "data.n_sets must be at least 1"),
             (t.steps == 0, "train.steps must be at least 1"),
             (!(t.lr > 0.0 && t.lr.is_finite()), "train.lr must be a positive number"),
-            (!(0.0..=1.0).contains(&t.min_lr_ratio), "train.min_lr_ratio must be in [0, 1]"),
+            (
+                !(0.0..=1.0).contains(&t.min_lr_ratio),
+                "train.min_lr_ratio must be in [0, 1]",
+            ),
             (t.grad_clip < 0.0, "train.grad_clip must be >= 0"),
-            (!(0.0..1.0).contains(&t.beta1) || !(0.0..1.0).contains(&t.beta2), "train.beta1/beta2 must be in [0, 1)"),
-            (self.loss.w_mse < 0.0 || self.loss.w_energy < 0.0, "loss weights must be >= 0"),
-            (self.loss.w_mse == 0.0 && self.loss.w_energy == 0.0, "loss.w_mse and loss.w_energy cannot both be 0"),
+            (
+                !(0.0..1.0).contains(&t.beta1) || !(0.0..1.0).contains(&t.beta2),
+                "train.beta1/beta2 must be in [0, 1)",
+            ),
+            (
+                self.loss.w_mse < 0.0 || self.loss.w_energy < 0.0,
+                "loss weights must be >= 0",
+            ),
+            (
+                self.loss.w_mse == 0.0 && self.loss.w_energy == 0.0,
+                "loss.w_mse and loss.w_energy cannot both be 0",
+            ),
         ];
         for (bad, msg) in checks {
             if bad {
@@ -268,7 +290,10 @@ warmup_steps = 10
             assert!(c.train.steps > 0, "{name}");
         }
         let bench = TrainConfig::from_file(&dir.join("state-tiny-bench.toml")).unwrap();
-        assert_eq!((bench.model.hidden, bench.model.n_layers, bench.model.n_heads), (128, 2, 4));
+        assert_eq!(
+            (bench.model.hidden, bench.model.n_layers, bench.model.n_heads),
+            (128, 2, 4)
+        );
         assert_eq!((bench.data.set_size, bench.data.n_sets), (32, 8));
     }
 }

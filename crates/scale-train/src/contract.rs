@@ -48,8 +48,10 @@ impl DataContract {
     /// Reads `contract.json`.
     pub fn read(path: &Path) -> Result<Self, TrainError> {
         let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
-        serde_json::from_str(&text)
-            .map_err(|e| TrainError::Config { path: path.display().to_string(), msg: e.to_string() })
+        serde_json::from_str(&text).map_err(|e| TrainError::Config {
+            path: path.display().to_string(),
+            msg: e.to_string(),
+        })
     }
 
     /// The perturbation encoder; `run_dir` holds the feature table copy.
@@ -74,7 +76,9 @@ impl DataContract {
         let mut out = vec![0.0f32; self.perts.len() * p];
         let mut ok = vec![false; self.perts.len()];
         for (i, name) in self.perts.iter().enumerate() {
-            ok[i] = enc.encode_into(name, &self.control_pert, &mut out[i * p..(i + 1) * p]).is_ok();
+            ok[i] = enc
+                .encode_into(name, &self.control_pert, &mut out[i * p..(i + 1) * p])
+                .is_ok();
             if !ok[i] {
                 out[i * p..(i + 1) * p].fill(0.0);
             }
@@ -114,7 +118,10 @@ impl DataContract {
     /// Index of a context name.
     pub fn context_index(&self, name: &str) -> Result<usize, TrainError> {
         self.contexts.iter().position(|c| c == name).ok_or_else(|| {
-            TrainError::Contract(format!("context {name:?} is not one of the run's contexts {:?}", self.contexts))
+            TrainError::Contract(format!(
+                "context {name:?} is not one of the run's contexts {:?}",
+                self.contexts
+            ))
         })
     }
 }

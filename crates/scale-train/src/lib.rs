@@ -46,7 +46,10 @@ pub enum TrainError {
 impl TrainError {
     /// An I/O error naming the file.
     pub fn io(path: &Path, source: std::io::Error) -> Self {
-        Self::Io { path: path.display().to_string(), source }
+        Self::Io {
+            path: path.display().to_string(),
+            source,
+        }
     }
 }
 

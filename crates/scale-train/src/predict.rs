@@ -59,7 +59,16 @@ impl Predictor {
         let device = device.clone().without_autodiff();
         let ckpt = checkpoint_dir(run_dir)?;
         let model = weights::load(tcfg.init(&device)?, &ckpt.join(files::WEIGHTS))?;
-        Ok(Self { tcfg, cfg, contract, encoder, model, device, run_dir: run_dir.to_path_buf(), sets_per_pass: 32 })
+        Ok(Self {
+            tcfg,
+            cfg,
+            contract,
+            encoder,
+            model,
+            device,
+            run_dir: run_dir.to_path_buf(),
+            sets_per_pass: 32,
+        })
     }
 
     /// The run's data contract.
@@ -105,21 +114,23 @@ impl Predictor {
         let mut jobs = Vec::new();
         for (ri, r) in requests.iter().enumerate() {
             let mut pert = vec![0.0f32; p];
-            self.encoder.encode_into(&r.pert, &self.contract.control_pert, &mut pert)?;
+            self.encoder
+                .encode_into(&r.pert, &self.contract.control_pert, &mut pert)?;
             let context = self.contract.context_index(&r.context)? as i64;
-            let batch = if self.tcfg.model.use_batch {
-                let name = r.batch.as_deref().ok_or_else(|| {
-                    TrainError::Contract(format!(
-                        "the run was trained with a batch embedding; request {:?} in {:?} names no batch",
-                        r.pert, r.context
-                    ))
-                })?;
-                self.contract.batches.iter().position(|b| b == name).ok_or_else(|| {
-                    TrainError::Contract(format!("batch {name:?} is not one of the run's batches"))
-                })? as i64
-            } else {
-                0
-            };
+            let batch =
+                if self.tcfg.model.use_batch {
+                    let name = r.batch.as_deref().ok_or_else(|| {
+                        TrainError::Contract(format!(
+                            "the run was trained with a batch embedding; request {:?} in {:?} names no batch",
+                            r.pert, r.context
+                        ))
+                    })?;
+                    self.contract.batches.iter().position(|b| b == name).ok_or_else(|| {
+                        TrainError::Contract(format!("batch {name:?} is not one of the run's batches"))
+                    })? as i64
+                } else {
+                    0
+                };
             let pool = pools
                 .iter()
                 .position(|c| c.context == r.context && (c.batch.is_none() || c.batch == r.batch))
@@ -131,7 +142,13 @@ impl Predictor {
                 )));
             }
             for _ in 0..r.n_cells.div_ceil(s) {
-                jobs.push(Job { req: ri, pool, pert: pert.clone(), context, batch });
+                jobs.push(Job {
+                    req: ri,
+                    pool,
+                    pert: pert.clone(),
+                    context,
+                    batch,
+                });
             }
         }
         let mut out: Vec<Vec<f32>> = requests.iter().map(|r| Vec::with_capacity(r.n_cells * g)).collect();
@@ -152,15 +169,24 @@ impl Predictor {
             let cond = Conditions {
                 pert: Tensor::<2>::from_data(TensorData::new(pert, [b, p]), &self.device),
                 context: ints(chunk.iter().map(|j| j.context).collect()),
-                batch: self.tcfg.model.use_batch.then(|| ints(chunk.iter().map(|j| j.batch).collect())),
+                batch: self
+                    .tcfg
+                    .model
+                    .use_batch
+                    .then(|| ints(chunk.iter().map(|j| j.batch).collect())),
                 dose: None,
             };
             if self.tcfg.model.use_dose {
-                return Err(TrainError::Contract("the run uses doses; dose-aware prediction is not supported yet".into()));
+                return Err(TrainError::Contract(
+                    "the run uses doses; dose-aware prediction is not supported yet".into(),
+                ));
             }
             let z0 = Tensor::<3>::from_data(TensorData::new(z0, [b, s, g]), &self.device);
             let pred = transport_sets(&self.model, z0, &cond, steps)?;
-            let host: Vec<f32> = pred.into_data().try_to_vec::<f32>().map_err(|e| TrainError::Data(format!("{e:?}")))?;
+            let host: Vec<f32> = pred
+                .into_data()
+                .try_to_vec::<f32>()
+                .map_err(|e| TrainError::Data(format!("{e:?}")))?;
             for (bi, job) in chunk.iter().enumerate() {
                 let dst = &mut out[job.req];
                 let want = requests[job.req].n_cells * g;

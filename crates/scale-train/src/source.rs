@@ -67,13 +67,21 @@ impl InMemorySource {
         }
         for (i, g) in groups.iter().enumerate() {
             if g.cells.is_empty() || g.cells.len() % n_genes != 0 {
-                return Err(TrainError::Data(format!("in-memory group {i}: cells are not a non-empty [n, {n_genes}]")));
+                return Err(TrainError::Data(format!(
+                    "in-memory group {i}: cells are not a non-empty [n, {n_genes}]"
+                )));
             }
             let pool = controls.get(g.context as usize).ok_or_else(|| {
-                TrainError::Data(format!("in-memory group {i}: no control pool for context {}", g.context))
+                TrainError::Data(format!(
+                    "in-memory group {i}: no control pool for context {}",
+                    g.context
+                ))
             })?;
             if pool.is_empty() || pool.len() % n_genes != 0 {
-                return Err(TrainError::Data(format!("control pool of context {}: not a non-empty [n, {n_genes}]", g.context)));
+                return Err(TrainError::Data(format!(
+                    "control pool of context {}: not a non-empty [n, {n_genes}]",
+                    g.context
+                )));
             }
         }
         Ok(Self {
@@ -116,14 +124,21 @@ impl BatchSource for InMemorySource {
     }
 
     fn state(&self) -> serde_json::Value {
-        serde_json::to_value(MemState { seed: self.seed, drawn: self.drawn }).unwrap_or_default()
+        serde_json::to_value(MemState {
+            seed: self.seed,
+            drawn: self.drawn,
+        })
+        .unwrap_or_default()
     }
 
     fn restore(&mut self, state: &serde_json::Value) -> Result<(), TrainError> {
         let st: MemState = serde_json::from_value(state.clone())
             .map_err(|e| TrainError::Resume(format!("in-memory sampler state: {e}")))?;
         if st.seed != self.seed {
-            return Err(TrainError::Resume(format!("sampler seed {} differs from the run's {}", st.seed, self.seed)));
+            return Err(TrainError::Resume(format!(
+                "sampler seed {} differs from the run's {}",
+                st.seed, self.seed
+            )));
         }
         // Replaying draws is cheap (index arithmetic and row copies) and needs no RNG serialisation.
         self.rng = StdRng::seed_from_u64(self.seed);

@@ -28,7 +28,12 @@ impl StoreSource {
     /// A sampler over `groups` (group ids of the store) from batch 0.
     pub fn new(store: Arc<Store>, groups: Vec<usize>, cfg: SamplerConfig) -> Result<Self, TrainError> {
         let sampler = Sampler::new(store.clone(), groups.clone(), cfg.clone()).map_err(store_err)?;
-        Ok(Self { store, groups, cfg, sampler })
+        Ok(Self {
+            store,
+            groups,
+            cfg,
+            sampler,
+        })
     }
 
     /// The underlying sampler (statistics).
@@ -47,15 +52,21 @@ impl BatchSource for StoreSource {
     }
 
     fn state(&self) -> serde_json::Value {
-        serde_json::to_value(StoreState { seed: self.cfg.seed, batches_done: self.sampler.batches_done() })
-            .unwrap_or_default()
+        serde_json::to_value(StoreState {
+            seed: self.cfg.seed,
+            batches_done: self.sampler.batches_done(),
+        })
+        .unwrap_or_default()
     }
 
     fn restore(&mut self, state: &serde_json::Value) -> Result<(), TrainError> {
         let st: StoreState =
             serde_json::from_value(state.clone()).map_err(|e| TrainError::Resume(format!("sampler state: {e}")))?;
         if st.seed != self.cfg.seed {
-            return Err(TrainError::Resume(format!("sampler seed {} differs from the run's {}", st.seed, self.cfg.seed)));
+            return Err(TrainError::Resume(format!(
+                "sampler seed {} differs from the run's {}",
+                st.seed, self.cfg.seed
+            )));
         }
         if st.batches_done == self.sampler.batches_done() {
             return Ok(());
@@ -140,7 +151,14 @@ impl SplitSpec {
             SplitSpec::Toml { source, text } => {
                 scale_store::Split::from_toml_str(text, source, store).map_err(store_err)
             }
-            SplitSpec::Holdout { test_contexts, test_perts, val_contexts, val_perts, val_fraction, seed } => {
+            SplitSpec::Holdout {
+                test_contexts,
+                test_perts,
+                val_contexts,
+                val_perts,
+                val_fraction,
+                seed,
+            } => {
                 let h = scale_store::Holdout {
                     test_contexts: test_contexts.clone(),
                     val_contexts: val_contexts.clone(),
@@ -165,7 +183,10 @@ impl SplitSpec {
     pub fn load(run_dir: &std::path::Path) -> Result<Self, TrainError> {
         let path = run_dir.join(SPLIT_FILE);
         let text = std::fs::read_to_string(&path).map_err(|e| TrainError::io(&path, e))?;
-        serde_json::from_str(&text).map_err(|e| TrainError::Config { path: path.display().to_string(), msg: e.to_string() })
+        serde_json::from_str(&text).map_err(|e| TrainError::Config {
+            path: path.display().to_string(),
+            msg: e.to_string(),
+        })
     }
 }
 

@@ -16,8 +16,9 @@ use rand::{Rng, SeedableRng};
 use scale_model::burn::module::{Module, ModuleVisitor, Param};
 use scale_model::burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use scale_model::burn::tensor::{Device, Int, Tensor, TensorData};
-use scale_model::{transport_sets, weights, Conditions, DataDims, PertEncoder, TransportConfig, TransportInput,
-    TransportModel};
+use scale_model::{
+    transport_sets, weights, Conditions, DataDims, PertEncoder, TransportConfig, TransportInput, TransportModel,
+};
 use scale_store::SetBatch;
 use serde::{Deserialize, Serialize};
 
@@ -187,8 +188,7 @@ impl Trainer {
         };
         let (pert_vocab, pert_ok) = contract.encode_vocab(encoder);
         let device = device.clone().autodiff();
-        device.seed(cfg.train.seed);
-        let model = tcfg.init(&device)?;
+        let model = tcfg.init_seeded(&device, cfg.train.seed)?;
         write_atomic(&run_dir.join(files::CONFIG), cfg.to_toml().as_bytes())?;
         write_atomic(&run_dir.join(files::MODEL), to_toml(&tcfg)?.as_bytes())?;
         write_atomic(&run_dir.join(files::CONTRACT), to_json(&contract)?.as_bytes())?;
@@ -293,11 +293,16 @@ impl Trainer {
     fn upload(&self, batch: &SetBatch, device: &Device) -> Result<(Tensor<3>, Tensor<3>, Conditions), TrainError> {
         let (b, s, g) = (batch.n_sets, batch.set_size, batch.n_features);
         if g != self.tcfg.dims.n_genes {
-            return Err(TrainError::Data(format!("batch has {g} features, the model {}", self.tcfg.dims.n_genes)));
+            return Err(TrainError::Data(format!(
+                "batch has {g} features, the model {}",
+                self.tcfg.dims.n_genes
+            )));
         }
         let n = b * s * g;
         if batch.control.len() != n || batch.target.len() != n || batch.pert.len() != b || batch.context.len() != b {
-            return Err(TrainError::Data(format!("batch buffers do not match [B={b}, S={s}, G={g}]")));
+            return Err(TrainError::Data(format!(
+                "batch buffers do not match [B={b}, S={s}, G={g}]"
+            )));
         }
         let p = self.tcfg.dims.pert_dim;
         let mut pert = Vec::with_capacity(b * p);
@@ -310,7 +315,10 @@ impl Trainer {
                 )));
             }
             let row = self.pert_vocab.get(pi * p..(pi + 1) * p).ok_or_else(|| {
-                TrainError::Data(format!("perturbation index {pi} outside the vocabulary of {}", self.contract.perts.len()))
+                TrainError::Data(format!(
+                    "perturbation index {pi} outside the vocabulary of {}",
+                    self.contract.perts.len()
+                ))
             })?;
             pert.extend_from_slice(row);
         }
@@ -322,7 +330,10 @@ impl Trainer {
         let z0 = Tensor::<3>::from_data(TensorData::new(batch.control.clone(), [b, s, g]), device);
         let z1 = Tensor::<3>::from_data(TensorData::new(batch.target.clone(), [b, s, g]), device);
         let ints = |v: &[u32]| {
-            Tensor::<1, Int>::from_data(TensorData::new(v.iter().map(|&x| x as i64).collect::<Vec<_>>(), [v.len()]), device)
+            Tensor::<1, Int>::from_data(
+                TensorData::new(v.iter().map(|&x| x as i64).collect::<Vec<_>>(), [v.len()]),
+                device,
+            )
         };
         let batch_idx = if self.tcfg.model.use_batch {
             if let Some(&bad) = batch.batch.iter().find(|&&x| x as usize >= self.tcfg.dims.n_batches) {
@@ -338,7 +349,9 @@ impl Trainer {
             batch: batch_idx,
             // The store carries no dose yet; a dose model cannot be trained from it silently.
             dose: if self.tcfg.model.use_dose {
-                return Err(TrainError::Data("model.use_dose is set but batches carry no dose".into()));
+                return Err(TrainError::Data(
+                    "model.use_dose is set but batches carry no dose".into(),
+                ));
             } else {
                 None
             },
@@ -351,7 +364,9 @@ impl Trainer {
         match self.cfg.transport.mode {
             Mode::Direct => vec![0.0; b],
             Mode::Endpoint => {
-                let mut rng = StdRng::seed_from_u64(self.cfg.train.seed ^ step.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+                let mut rng = StdRng::seed_from_u64(
+                    self.cfg.train.seed ^ step.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                );
                 (0..b).map(|_| rng.gen::<f32>()).collect()
             }
         }
@@ -395,7 +410,10 @@ impl Trainer {
             grad_norm,
         };
         if !stats.loss.is_finite() {
-            return Err(TrainError::Diverged { step: self.step, loss: stats.loss });
+            return Err(TrainError::Diverged {
+                step: self.step,
+                loss: stats.loss,
+            });
         }
         self.step += 1;
         Ok(stats)
@@ -413,7 +431,11 @@ impl Trainer {
             let batch = source.next_batch()?;
             let (z0, z1, cond) = self.upload(batch, &device)?;
             let pred = transport_sets(&model, z0, &cond, steps)?;
-            let pred_host: Vec<f32> = pred.clone().into_data().try_to_vec::<f32>().map_err(|e| TrainError::Data(format!("{e:?}")))?;
+            let pred_host: Vec<f32> = pred
+                .clone()
+                .into_data()
+                .try_to_vec::<f32>()
+                .map_err(|e| TrainError::Data(format!("{e:?}")))?;
             acc.add_batch(batch, &pred_host);
             let parts = self.cfg.loss.compute(pred, z1);
             let w = batch.n_sets as f64;
@@ -443,9 +465,16 @@ impl Trainer {
         }
         std::fs::create_dir_all(&tmp).map_err(|e| TrainError::io(&tmp, e))?;
         weights::save(&self.model, &tmp.join(files::WEIGHTS))?;
-        let opt = self.optim.into_bytes().map_err(|e| TrainError::Resume(format!("optimizer state: {e:?}")))?;
+        let opt = self
+            .optim
+            .into_bytes()
+            .map_err(|e| TrainError::Resume(format!("optimizer state: {e:?}")))?;
         write_atomic(&tmp.join(files::OPTIMIZER), &opt)?;
-        let state = CheckpointState { step: self.step, seed: self.cfg.train.seed, sampler };
+        let state = CheckpointState {
+            step: self.step,
+            seed: self.cfg.train.seed,
+            sampler,
+        };
         write_atomic(&tmp.join(files::STATE), to_json(&state)?.as_bytes())?;
         if dir.exists() {
             if old.exists() {
@@ -554,7 +583,10 @@ pub fn checkpoint_dir(run_dir: &Path) -> Result<PathBuf, TrainError> {
     if old.join(files::STATE).exists() {
         return Ok(old);
     }
-    Err(TrainError::Resume(format!("{}: no checkpoint (train first)", run_dir.display())))
+    Err(TrainError::Resume(format!(
+        "{}: no checkpoint (train first)",
+        run_dir.display()
+    )))
 }
 
 fn make_optimizer(cfg: &TrainConfig) -> ModuleOptimizer {
@@ -614,7 +646,10 @@ fn clip_global_norm(model: &TransportModel, grads: &mut GradientsParams, max_nor
     model.visit(&mut v);
     let norm = v.acc.map(|a| scalar(a).sqrt()).unwrap_or(0.0);
     if max_norm > 0.0 && norm > max_norm {
-        let mut s = GradScale { grads, factor: max_norm / (norm + 1e-6) };
+        let mut s = GradScale {
+            grads,
+            factor: max_norm / (norm + 1e-6),
+        };
         model.visit(&mut s);
     }
     norm
@@ -639,13 +674,19 @@ fn to_toml<T: Serialize>(v: &T) -> Result<String, TrainError> {
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, TrainError> {
     let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
-    serde_json::from_str(&text).map_err(|e| TrainError::Config { path: path.display().to_string(), msg: e.to_string() })
+    serde_json::from_str(&text).map_err(|e| TrainError::Config {
+        path: path.display().to_string(),
+        msg: e.to_string(),
+    })
 }
 
 /// Reads a TOML file into `T`.
 pub fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, TrainError> {
     let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
-    toml::from_str(&text).map_err(|e| TrainError::Config { path: path.display().to_string(), msg: e.to_string() })
+    toml::from_str(&text).map_err(|e| TrainError::Config {
+        path: path.display().to_string(),
+        msg: e.to_string(),
+    })
 }
 
 fn read_history(path: &Path) -> Result<Vec<MetricLine>, TrainError> {

@@ -43,7 +43,7 @@ fn data(seed: u64) -> (DataContract, Vec<MemGroup>, Vec<Vec<f32>>) {
     let perts: Vec<String> = ["ctrl", "A", "B", "A+B"].iter().map(|s| s.to_string()).collect();
     let contexts = vec!["c0".to_string(), "c1".to_string()];
     let base = |ctx: usize, j: usize| 1.0 + 0.5 * ctx as f32 + 0.1 * j as f32;
-    let mut cell = |ctx: usize, pert: &str, rng: &mut StdRng| -> Vec<f32> {
+    let cell = |ctx: usize, pert: &str, rng: &mut StdRng| -> Vec<f32> {
         (0..G)
             .map(|j| {
                 let mut v = base(ctx, j) + rng.gen_range(-0.2..0.2);
@@ -89,7 +89,15 @@ fn data(seed: u64) -> (DataContract, Vec<MemGroup>, Vec<Vec<f32>>) {
 
 fn sources(cfg: &TrainConfig) -> (InMemorySource, InMemorySource, DataContract, Vec<Vec<f32>>) {
     let (contract, groups, controls) = data(1);
-    let train = InMemorySource::new(G, groups.clone(), controls.clone(), cfg.data.n_sets, cfg.data.set_size, 11).unwrap();
+    let train = InMemorySource::new(
+        G,
+        groups.clone(),
+        controls.clone(),
+        cfg.data.n_sets,
+        cfg.data.set_size,
+        11,
+    )
+    .unwrap();
     let val = InMemorySource::new(G, groups, controls.clone(), cfg.data.n_sets, cfg.data.set_size, 99).unwrap();
     (train, val, contract, controls)
 }
@@ -114,7 +122,16 @@ fn resumed_run_matches_uninterrupted_run_bit_for_bit() {
     let (mut train, mut val, contract, _) = sources(&cfg);
     let dir = tmp.path().join("split");
     let mut first = new_run(&dir, &cfg, contract);
-    first.fit(&mut train, Some(&mut val), FitOptions { stop_at: Some(5), ..Default::default() }).unwrap();
+    first
+        .fit(
+            &mut train,
+            Some(&mut val),
+            FitOptions {
+                stop_at: Some(5),
+                ..Default::default()
+            },
+        )
+        .unwrap();
     assert_eq!(first.step_index(), 5);
     drop(first);
     let (mut train, mut val, _, _) = sources(&cfg);
@@ -124,15 +141,39 @@ fn resumed_run_matches_uninterrupted_run_bit_for_bit() {
     second.fit(&mut train, Some(&mut val), FitOptions::default()).unwrap();
     assert_eq!(second.step_index(), 8);
 
-    assert_eq!(full.weights_bytes().unwrap(), second.weights_bytes().unwrap(), "resumed weights differ");
+    // Safetensors: 8-byte header length, JSON header (metadata order is not stable), tensor bytes.
+    let split = |b: Vec<u8>| {
+        let n = u64::from_le_bytes(b[..8].try_into().unwrap()) as usize;
+        let header: serde_json::Value = serde_json::from_slice(&b[8..8 + n]).unwrap();
+        (header, b[8 + n..].to_vec())
+    };
+    let (ha, da) = split(full.weights_bytes().unwrap());
+    let (hb, db) = split(second.weights_bytes().unwrap());
+    assert_eq!(ha, hb);
+    assert!(da == db, "resumed weights differ");
     let losses = |t: &Trainer| -> Vec<f64> {
-        t.history().iter().filter_map(|m| if let MetricLine::Train(s) = m { Some(s.loss) } else { None }).collect()
+        t.history()
+            .iter()
+            .filter_map(|m| {
+                if let MetricLine::Train(s) = m {
+                    Some(s.loss)
+                } else {
+                    None
+                }
+            })
+            .collect()
     };
     assert_eq!(losses(&full), losses(&second));
     // The run directory is self-describing.
-    for f in ["config.toml", "model.toml", "contract.json", "metrics.jsonl", "checkpoint/model.safetensors",
-        "checkpoint/optimizer.bpk", "checkpoint/state.json"]
-    {
+    for f in [
+        "config.toml",
+        "model.toml",
+        "contract.json",
+        "metrics.jsonl",
+        "checkpoint/model.safetensors",
+        "checkpoint/optimizer.bpk",
+        "checkpoint/state.json",
+    ] {
         assert!(dir.join(f).exists(), "{f} missing");
     }
     // A second create in the same directory is refused.
@@ -155,18 +196,37 @@ fn training_reduces_the_loss_and_the_run_predicts() {
     let (_, mut val, _, _) = sources(&cfg);
     let after = t.validate(&mut val, 4).unwrap();
     assert!(report.steps_run == 150);
-    assert!(after.loss < 0.5 * before.loss, "val loss {} -> {}", before.loss, after.loss);
+    assert!(
+        after.loss < 0.5 * before.loss,
+        "val loss {} -> {}",
+        before.loss,
+        after.loss
+    );
     assert!(after.pearson_delta > 0.8, "pearson_delta {}", after.pearson_delta);
 
     let pred = Predictor::open(tmp.path(), &Device::flex()).unwrap();
     let pools: Vec<ControlPool> = controls
         .iter()
         .enumerate()
-        .map(|(i, c)| ControlPool { context: format!("c{i}"), batch: None, cells: c.clone() })
+        .map(|(i, c)| ControlPool {
+            context: format!("c{i}"),
+            batch: None,
+            cells: c.clone(),
+        })
         .collect();
     let reqs = vec![
-        PredictRequest { pert: "A".into(), context: "c0".into(), batch: None, n_cells: 13 },
-        PredictRequest { pert: "A+B".into(), context: "c1".into(), batch: None, n_cells: 8 },
+        PredictRequest {
+            pert: "A".into(),
+            context: "c0".into(),
+            batch: None,
+            n_cells: 13,
+        },
+        PredictRequest {
+            pert: "A+B".into(),
+            context: "c1".into(),
+            batch: None,
+            n_cells: 8,
+        },
     ];
     let out = pred.predict(&reqs, &pools, 3).unwrap();
     assert_eq!(out[0].len(), 13 * G);
@@ -175,10 +235,19 @@ fn training_reduces_the_loss_and_the_run_predicts() {
     // A raises genes 0..4 by 1.5 over controls: the predicted mean shift should show it.
     let mean = |m: &[f32], j: usize| m.chunks(G).map(|r| r[j]).sum::<f32>() / (m.len() / G) as f32;
     let ctrl0 = &controls[0];
-    assert!(mean(&out[0], 0) - mean(ctrl0, 0) > 0.75, "gene 0 shift {}", mean(&out[0], 0) - mean(ctrl0, 0));
+    assert!(
+        mean(&out[0], 0) - mean(ctrl0, 0) > 0.75,
+        "gene 0 shift {}",
+        mean(&out[0], 0) - mean(ctrl0, 0)
+    );
     assert!((mean(&out[0], 5) - mean(ctrl0, 5)).abs() < 0.5);
     // Unknown perturbations fail with a named error.
-    let bad = vec![PredictRequest { pert: "Z".into(), context: "c0".into(), batch: None, n_cells: 2 }];
+    let bad = vec![PredictRequest {
+        pert: "Z".into(),
+        context: "c0".into(),
+        batch: None,
+        n_cells: 2,
+    }];
     let e = pred.predict(&bad, &pools, 3).unwrap_err().to_string();
     assert!(e.contains("\"Z\""), "{e}");
 }

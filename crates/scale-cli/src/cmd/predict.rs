@@ -103,8 +103,15 @@ pub fn read_requests(path: &Path, contract: &DataContract) -> Result<Vec<Predict
                 i + 1
             ),
         };
-        let n_cells: usize = n.parse().with_context(|| format!("{} line {}: n_cells {n:?}", path.display(), i + 1))?;
-        out.push(PredictRequest { pert: pert.into(), context: context.into(), batch: None, n_cells });
+        let n_cells: usize = n
+            .parse()
+            .with_context(|| format!("{} line {}: n_cells {n:?}", path.display(), i + 1))?;
+        out.push(PredictRequest {
+            pert: pert.into(),
+            context: context.into(),
+            batch: None,
+            n_cells,
+        });
     }
     if out.is_empty() {
         bail!("{}: no prediction requests", path.display());
@@ -129,11 +136,17 @@ fn predict_from_controls(
 
     // Control rows: those labelled with the control label if the file has the perturbation column.
     let rows: Vec<usize> = match adata.obs.column(&contract.pert_col) {
-        Some(col) => (0..adata.n_obs()).filter(|&i| col.get_str(i).as_deref() == Some(&contract.control_pert)).collect(),
+        Some(col) => (0..adata.n_obs())
+            .filter(|&i| col.get_str(i).as_deref() == Some(&contract.control_pert))
+            .collect(),
         None => (0..adata.n_obs()).collect(),
     };
     if rows.is_empty() {
-        bail!("{src}: no control cells (label {:?} in obs[{:?}])", contract.control_pert, contract.pert_col);
+        bail!(
+            "{src}: no control cells (label {:?} in obs[{:?}])",
+            contract.control_pert,
+            contract.pert_col
+        );
     }
     let contexts: Vec<String> = match adata.obs.column(&contract.context_col) {
         Some(col) => rows.iter().map(|&i| col.get_str(i).unwrap_or_default()).collect(),
@@ -155,7 +168,10 @@ fn predict_from_controls(
         .map(|(c, ks)| ControlPool {
             context: c.clone(),
             batch: None,
-            cells: ks.iter().flat_map(|&k| dense.data[k * g..(k + 1) * g].iter().copied()).collect(),
+            cells: ks
+                .iter()
+                .flat_map(|&k| dense.data[k * g..(k + 1) * g].iter().copied())
+                .collect(),
         })
         .collect();
     let pb = ctx.progress(requests.len() as u64, "predict");
@@ -191,7 +207,12 @@ fn predict_from_controls(
     }
     let adata = build_adata(x, g, names, &contract, pert_lab, ctx_lab);
     write_h5ad(out, &adata).with_context(|| format!("writing {}", out.display()))?;
-    eprintln!("wrote {} ({} predicted + {} control cells)", out.display(), n_pred, rows.len());
+    eprintln!(
+        "wrote {} ({} predicted + {} control cells)",
+        out.display(),
+        n_pred,
+        rows.len()
+    );
     Ok(())
 }
 
@@ -209,14 +230,30 @@ pub fn build_adata(
     obs.set_column(&contract.pert_col, Column::categorical_from_labels(&pert));
     obs.set_column(&contract.context_col, Column::categorical_from_labels(&context));
     let var = Frame::new(contract.genes.clone());
-    AnnData::new(Matrix::Dense(DenseMatrix { n_rows: n, n_cols: g, data: x }), obs, var)
+    AnnData::new(
+        Matrix::Dense(DenseMatrix {
+            n_rows: n,
+            n_cols: g,
+            data: x,
+        }),
+        obs,
+        var,
+    )
 }
 
 /// Predicts every held-out (perturbation, context, batch) group of the run's split with as many
 /// cells as the real group, writing `pred.h5ad` and `real.h5ad` into `out` (both with the control
 /// cells of the held-out contexts, labelled with the control label).
-fn predict_store_split(predictor: &Predictor, store_dir: &Path, part: &str, out: &Path, seed: u64, ctx: &Ctx) -> Result<()> {
-    let store = scale_store::Store::open(store_dir).with_context(|| format!("opening store {}", store_dir.display()))?;
+fn predict_store_split(
+    predictor: &Predictor,
+    store_dir: &Path,
+    part: &str,
+    out: &Path,
+    seed: u64,
+    ctx: &Ctx,
+) -> Result<()> {
+    let store =
+        scale_store::Store::open(store_dir).with_context(|| format!("opening store {}", store_dir.display()))?;
     let contract = predictor.contract().clone();
     let store_name = store_dir.display().to_string();
     scale_train::check_store_matches(&contract, store.manifest(), &store_name)?;
@@ -231,7 +268,10 @@ fn predict_store_split(predictor: &Predictor, store_dir: &Path, part: &str, out:
     let m = store.manifest();
     let targets: Vec<usize> = groups.iter().copied().filter(|&g| !m.is_control_group(g)).collect();
     if targets.is_empty() {
-        bail!("the run's split ({}) has no perturbed groups in {part}", spec_name(&spec));
+        bail!(
+            "the run's split ({}) has no perturbed groups in {part}",
+            spec_name(&spec)
+        );
     }
     let g = m.n_features();
     // Control pools per context (all control cells of the context, as the sampler's fallback pool).
@@ -248,9 +288,16 @@ fn predict_store_split(predictor: &Predictor, store_dir: &Path, part: &str, out:
             ctrl_rows.push((c, rows));
         }
         if cells.is_empty() {
-            bail!("context {:?} has no control cells in {store_name}", m.contexts[c as usize]);
+            bail!(
+                "context {:?} has no control cells in {store_name}",
+                m.contexts[c as usize]
+            );
         }
-        pools.push(ControlPool { context: m.contexts[c as usize].clone(), batch: None, cells });
+        pools.push(ControlPool {
+            context: m.contexts[c as usize].clone(),
+            batch: None,
+            cells,
+        });
     }
     let requests: Vec<PredictRequest> = targets
         .iter()
@@ -270,7 +317,11 @@ fn predict_store_split(predictor: &Predictor, store_dir: &Path, part: &str, out:
     pb.finish_and_clear();
     let secs = started.elapsed().as_secs_f64();
     let n_pred: usize = preds.iter().map(|p| p.len() / g).sum();
-    eprintln!("predicted {n_pred} cells of {} groups in {secs:.2} s ({:.0} cells/s)", requests.len(), n_pred as f64 / secs.max(1e-9));
+    eprintln!(
+        "predicted {n_pred} cells of {} groups in {secs:.2} s ({:.0} cells/s)",
+        requests.len(),
+        n_pred as f64 / secs.max(1e-9)
+    );
 
     let (mut px, mut rx) = (Vec::new(), Vec::new());
     let (mut names_p, mut names_r, mut pert, mut ctxs) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -300,8 +351,11 @@ fn predict_store_split(predictor: &Predictor, store_dir: &Path, part: &str, out:
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let pred_path = out.join("pred.h5ad");
     let real_path = out.join("real.h5ad");
-    write_h5ad(&pred_path, &build_adata(px, g, names_p, &contract, pert.clone(), ctxs.clone()))
-        .with_context(|| format!("writing {}", pred_path.display()))?;
+    write_h5ad(
+        &pred_path,
+        &build_adata(px, g, names_p, &contract, pert.clone(), ctxs.clone()),
+    )
+    .with_context(|| format!("writing {}", pred_path.display()))?;
     write_h5ad(&real_path, &build_adata(rx, g, names_r, &contract, pert, ctxs))
         .with_context(|| format!("writing {}", real_path.display()))?;
     eprintln!("wrote {} and {}", pred_path.display(), real_path.display());

@@ -7,9 +7,7 @@ use anyhow::{bail, Context, Result};
 use scale_model::burn::tensor::Device;
 use scale_model::{FeatureTable, PertEncoder};
 use scale_store::{SamplerConfig, Store};
-use scale_train::{
-    check_store_matches, DataContract, FitOptions, SplitSpec, StoreSource, TrainConfig, Trainer,
-};
+use scale_train::{check_store_matches, DataContract, FitOptions, SplitSpec, StoreSource, TrainConfig, Trainer};
 
 use super::Ctx;
 
@@ -60,7 +58,10 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
     let store_name = args.store.display().to_string();
 
     let (mut trainer, spec, sampler_state) = if args.resume {
-        if args.config.is_some() || args.split.is_some() || !args.holdout_context.is_empty() || !args.holdout_perts.is_empty()
+        if args.config.is_some()
+            || args.split.is_some()
+            || !args.holdout_context.is_empty()
+            || !args.holdout_perts.is_empty()
         {
             tracing::warn!("--resume uses the run's saved config and split; --config/--split/--holdout-* are ignored");
         }
@@ -86,8 +87,11 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
             None => {
                 // One-hot over the perturbations that occur in training: held-out ones stay unknown
                 // (a named error at prediction) instead of getting an untrained embedding row.
-                let mut train_perts: Vec<String> =
-                    split.train.iter().map(|&g| m.perts[m.groups[g].pert as usize].clone()).collect();
+                let mut train_perts: Vec<String> = split
+                    .train
+                    .iter()
+                    .map(|&g| m.perts[m.groups[g].pert as usize].clone())
+                    .collect();
                 train_perts.sort();
                 train_perts.dedup();
                 PertEncoder::one_hot(&train_perts, &m.control_label)
@@ -113,14 +117,22 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
         prefetch: 2,
         start_batch: 0,
     };
-    let mut train = StoreSource::new(store.clone(), split.train.clone(), sampler_cfg(cfg.train.seed, cfg.data.loader_threads))?;
+    let mut train = StoreSource::new(
+        store.clone(),
+        split.train.clone(),
+        sampler_cfg(cfg.train.seed, cfg.data.loader_threads),
+    )?;
     if let Some(st) = &sampler_state {
         use scale_train::BatchSource;
         train.restore(st)?;
     }
     // Validation: the split's val part; a fixed stream (same sets every pass).
-    let val_groups: Vec<usize> =
-        split.val.iter().copied().filter(|&g| !store.manifest().is_control_group(g)).collect();
+    let val_groups: Vec<usize> = split
+        .val
+        .iter()
+        .copied()
+        .filter(|&g| !store.manifest().is_control_group(g))
+        .collect();
     let mut val = if val_groups.is_empty() {
         tracing::info!("no validation groups in the split: validation skipped");
         None
@@ -134,7 +146,10 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
     let report = trainer.fit(
         &mut train,
         val.as_mut().map(|v| v as &mut dyn scale_train::BatchSource),
-        FitOptions { stop_at: args.stop_at, progress: Some(pb.clone()) },
+        FitOptions {
+            stop_at: args.stop_at,
+            progress: Some(pb.clone()),
+        },
     )?;
     pb.finish_and_clear();
     let cells = (cfg.data.n_sets * cfg.data.set_size) as f64 * report.steps_run as f64;
@@ -148,7 +163,10 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
         cells / report.seconds.max(1e-9)
     );
     if let Some(s) = report.last {
-        eprintln!("last step: loss {:.5} (mse {:.5}, energy {:.5}), lr {:.2e}", s.loss, s.mse, s.energy, s.lr);
+        eprintln!(
+            "last step: loss {:.5} (mse {:.5}, energy {:.5}), lr {:.2e}",
+            s.loss, s.mse, s.energy, s.lr
+        );
     }
     if let Some(v) = report.last_val {
         eprintln!(
@@ -163,7 +181,10 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
 fn split_spec(args: &Args) -> Result<SplitSpec> {
     if let Some(p) = &args.split {
         let text = std::fs::read_to_string(p).with_context(|| format!("reading split {}", p.display()))?;
-        return Ok(SplitSpec::Toml { source: p.display().to_string(), text });
+        return Ok(SplitSpec::Toml {
+            source: p.display().to_string(),
+            text,
+        });
     }
     if args.holdout_context.is_empty() && args.holdout_perts.is_empty() {
         bail!("give a split: --split SPLIT.toml, --holdout-context C or --holdout-perts P1,P2");
