@@ -1,6 +1,10 @@
-//! `scale baseline`: cell-eval's cell-mean baseline prediction (`cell-eval baseline`): every
-//! perturbed cell is the mean of the per-group means of the training file (control group included,
-//! as cell-eval does), as many cells per perturbation as the file has; control cells copied.
+//! `scale baseline`: baseline predictions, reported next to every model.
+//!
+//! - `--train T.h5ad` (kind cell-mean): cell-eval's cell-mean baseline (`cell-eval baseline`): every
+//!   perturbed cell is the mean of the per-group means of the training file (control group included, as
+//!   cell-eval does), as many cells per perturbation as the file has; control cells copied.
+//! - `--kind cell-mean|context-mean|additive|linear --store S --run RUN|--split T.toml --template R.h5ad`:
+//!   fitted on a store's training split, predicting the template's cells (see `store_baseline`).
 
 use std::path::PathBuf;
 
@@ -12,9 +16,18 @@ use super::Ctx;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Training cells (.h5ad); integer counts are normalised + log1p like cell-eval.
+    /// Baseline: cell-mean, context-mean, additive or linear.
+    #[arg(long, default_value = "cell-mean")]
+    pub kind: String,
+    /// Training cells (.h5ad) for cell-eval's cell-mean baseline; integer counts are normalised + log1p
+    /// like cell-eval.
     #[arg(long, alias = "adata")]
-    pub train: PathBuf,
+    pub train: Option<PathBuf>,
+    #[command(flatten)]
+    pub store: super::store_baseline::StoreBaselineArgs,
+    /// Seed of the control-cell sampling (store baselines).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
     /// Output .h5ad.
     #[arg(long, short = 'o', alias = "output-path")]
     pub out: PathBuf,
@@ -30,10 +43,14 @@ pub struct Args {
 }
 
 pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<()> {
-    let side = read_side(&args.train, "train", &args.pert_col, None)?;
+    let kind: scale_baselines::BaselineKind = args.kind.parse()?;
+    let Some(train) = args.train.as_ref().filter(|_| kind == scale_baselines::BaselineKind::CellMean) else {
+        return super::store_baseline::run_kind(kind, &args.store, &args.out, args.seed);
+    };
+    let side = read_side(train, "train", &args.pert_col, None)?;
     let b = scale_eval::baseline::cell_mean_baseline(&side.x, &side.labels, &args.control)
-        .with_context(|| format!("{}", args.train.display()))?;
-    let var = H5adReader::open(&args.train)?.read_var()?;
+        .with_context(|| format!("{}", train.display()))?;
+    let var = H5adReader::open(train)?.read_var()?;
     let mut n_base = 0usize;
     let names: Vec<String> = b
         .source_row
