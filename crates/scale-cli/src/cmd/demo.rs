@@ -1,8 +1,9 @@
 //! `scale demo`: the whole pipeline on the vendored real data, end to end, through the same code paths as
 //! the individual commands: ingest → train (tiny) → predict the held-out part → baselines → eval, then a
-//! comparison table. Default split: few-shot on a held-out cell line of the PerturBench devel set
-//! (McFaline-Figueroa 2023 U87MG CRISPRi: 5 of its 9 kinase knock-downs held out; the other 4, its
-//! controls and every other context are training data).
+//! comparison table. Default split, on the PerturBench devel set: few-shot on a held-out cell line
+//! (McFaline-Figueroa 2023 U87MG CRISPRi: 5 of its 9 kinase knock-downs held out; the other 4 and its
+//! controls are training data) plus unseen combinations in K562 (Norman 2019: 5 pairs whose single genes
+//! were seen). Evaluation runs per cell line (`--celltype-col cell_type`).
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -20,7 +21,7 @@ pub struct Args {
     #[arg(long, default_value = "data/perturbench_devel/devel.h5ad")]
     pub input: PathBuf,
     /// Model preset.
-    #[arg(long, default_value = "configs/tiny.toml")]
+    #[arg(long, default_value = "configs/demo.toml")]
     pub config: PathBuf,
     /// Training steps (default: the preset's).
     #[arg(long)]
@@ -44,6 +45,11 @@ devel = "train"
 [fewshot."devel.U87MG"]
 val = []
 test = ["MAP2K3", "MAPK1", "PLK4", "SGK1", "TGFBR2"]
+
+# Unseen combinations in K562 (Norman 2019 CRISPRa): both single genes were seen, the pair was not.
+[fewshot."devel.k562"]
+val = []
+test = ["KLF1+MAP2K6", "KLF1+TGFBR2", "MAP2K3+MAP2K6", "MAP2K3+SLC38A2", "MAPK1+TGFBR2"]
 "#;
 
 /// Parses `argv` as the arguments of one subcommand (the same parser the CLI uses).
@@ -154,6 +160,10 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<()> {
     let mut rows = Vec::new();
     for (name, pred) in &predictors {
         let dir = out.join(format!("eval_{}", name.split_whitespace().next().unwrap_or("model")));
+        if dir.exists() {
+            // Stale per-cell-line files from an earlier run would end up in the table.
+            std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+        }
         let e = parse::<super::eval::Args>(
             "eval",
             &os(&[
@@ -165,6 +175,8 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<()> {
                 &"condition",
                 &"--control",
                 &"control",
+                &"--celltype-col",
+                &"cell_type",
                 &"--profile",
                 &args.profile,
                 &"--out",
@@ -172,7 +184,18 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<()> {
             ]),
         )?;
         super::eval::run(e, &Ctx { quiet: true })?;
-        rows.push((name.clone(), read_agg_means(&dir.join("agg_results.csv"))?));
+        // One aggregate per cell line: `{celltype}_agg_results.csv`.
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .with_context(|| format!("listing {}", dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().ends_with("agg_results.csv")))
+            .collect();
+        files.sort();
+        for f in files {
+            let fname = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let ct = fname.trim_end_matches("agg_results.csv").trim_end_matches('_');
+            rows.push((format!("{name} [{ct}]"), read_agg_means(&f)?));
+        }
     }
     print_table(&rows);
     println!("\noutputs in {}", out.display());
@@ -213,13 +236,13 @@ fn print_table(rows: &[(String, Vec<(String, f64)>)]) {
         .filter(|(m, _)| rows.iter().any(|(_, v)| v.iter().any(|(k, _)| k == m)))
         .collect();
     println!();
-    print!("{:<16}", "predictor");
+    print!("{:<26}", "predictor [cell line]");
     for (m, better_high) in &shown {
         print!(" {:>24}", format!("{m} {}", if *better_high { "↑" } else { "↓" }));
     }
     println!();
     for (name, vals) in rows {
-        print!("{name:<16}");
+        print!("{name:<26}");
         for (m, _) in &shown {
             let v = vals.iter().find(|(k, _)| k == m).map(|x| x.1).unwrap_or(f64::NAN);
             print!(" {v:>24.4}");
