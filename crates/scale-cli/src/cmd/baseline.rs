@@ -44,7 +44,11 @@ pub struct Args {
 
 pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<()> {
     let kind: scale_baselines::BaselineKind = args.kind.parse()?;
-    let Some(train) = args.train.as_ref().filter(|_| kind == scale_baselines::BaselineKind::CellMean) else {
+    let Some(train) = args
+        .train
+        .as_ref()
+        .filter(|_| kind == scale_baselines::BaselineKind::CellMean)
+    else {
         return super::store_baseline::run_kind(kind, &args.store, &args.out, args.seed);
     };
     let side = read_side(train, "train", &args.pert_col, None)?;

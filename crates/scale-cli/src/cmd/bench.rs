@@ -36,9 +36,20 @@ pub enum What {
 pub fn run(args: Args, _ctx: &Ctx) -> anyhow::Result<()> {
     match args.what {
         What::H5adRead { file, repeat } => h5ad_read(&file, repeat),
-        What::Sampler { store, sets, set_size, threads, batches } => {
+        What::Sampler {
+            store,
+            sets,
+            set_size,
+            threads,
+            batches,
+        } => {
             let store = std::sync::Arc::new(scale_store::Store::open(&store)?);
-            let cfg = scale_store::SamplerConfig { n_sets: sets, set_size, threads, ..Default::default() };
+            let cfg = scale_store::SamplerConfig {
+                n_sets: sets,
+                set_size,
+                threads,
+                ..Default::default()
+            };
             let (b, checksum) = scale_store::bench::bench_sampler(store, cfg, 50, batches)?;
             println!(
                 "sampler: {} batches of {sets}x{set_size} cells x {} features in {:.2} s: {:.0} cells/s ({:.0} rows/s) [checksum {checksum:.3}]",

@@ -188,11 +188,17 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<()> {
         let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
             .with_context(|| format!("listing {}", dir.display()))?
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().ends_with("agg_results.csv")))
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().ends_with("agg_results.csv"))
+            })
             .collect();
         files.sort();
         for f in files {
-            let fname = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let fname = f
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             let ct = fname.trim_end_matches("agg_results.csv").trim_end_matches('_');
             rows.push((format!("{name} [{ct}]"), read_agg_means(&f)?));
         }
