@@ -47,7 +47,24 @@ enum Command {
     Bench(cmd::bench::Args),
 }
 
+/// Keeps freed large buffers in the heap instead of returning them to the kernel. Tensors and matrix
+/// buffers of the same sizes are allocated every training step and every row block; with glibc's default
+/// (buffers over ~128 KiB are mmap'ed and unmapped on free) each reuse paid page faults and zeroing:
+/// measured on `scale train` at STATE's tiny config, 12.3 → 22.1 it/s, system time 10.1 → 1.2 s, same
+/// peak RSS (BENCHMARKS.md).
+fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only adjusts allocator parameters; called once, before any other thread exists.
+    unsafe {
+        // 32 MiB is the largest mmap threshold glibc accepts; larger buffers are rare and stay mmap'ed.
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, libc::c_int::MAX);
+        libc::mallopt(libc::M_TOP_PAD, 64 << 20);
+    }
+}
+
 fn main() {
+    tune_allocator();
     let cli = Cli::parse();
     let level = if cli.quiet { "warn" } else { "info" };
     tracing_subscriber::fmt()
