@@ -18,9 +18,10 @@ const CHUNK: usize = 1 << 16;
 pub struct H5adStreamWriter {
     path: PathBuf,
     tmp: PathBuf,
-    file: File,
-    data: Dataset,
-    indices: Dataset,
+    // Options so that `finish` can close every HDF5 handle before the rename (the type has a Drop impl).
+    file: Option<File>,
+    data: Option<Dataset>,
+    indices: Option<Dataset>,
     /// Row pointers are kept in memory (8 bytes per cell) and written at the end.
     indptr: Vec<i64>,
     n_cols: usize,
@@ -52,9 +53,9 @@ impl H5adStreamWriter {
         Ok(Self {
             path: path.to_path_buf(),
             tmp,
-            file,
-            data,
-            indices,
+            file: Some(file),
+            data: Some(data),
+            indices: Some(indices),
             indptr: vec![0],
             n_cols: var.len(),
             nnz: 0,
@@ -78,15 +79,14 @@ impl H5adStreamWriter {
         let add = rows.nnz();
         if add > 0 {
             let (a, b) = (self.nnz, self.nnz + add);
-            self.data.resize(b).map_err(|e| src.hdf5("X/data", e))?;
-            self.data
-                .write_slice(&rows.data, a..b)
-                .map_err(|e| src.hdf5("X/data", e))?;
+            let (Some(data), Some(indices)) = (&self.data, &self.indices) else {
+                return Err(src.invalid("X", "stream already finished"));
+            };
+            data.resize(b).map_err(|e| src.hdf5("X/data", e))?;
+            data.write_slice(&rows.data, a..b).map_err(|e| src.hdf5("X/data", e))?;
             let idx: Vec<i32> = rows.indices.iter().map(|&i| i as i32).collect();
-            self.indices.resize(b).map_err(|e| src.hdf5("X/indices", e))?;
-            self.indices
-                .write_slice(&idx, a..b)
-                .map_err(|e| src.hdf5("X/indices", e))?;
+            indices.resize(b).map_err(|e| src.hdf5("X/indices", e))?;
+            indices.write_slice(&idx, a..b).map_err(|e| src.hdf5("X/indices", e))?;
         }
         let base = self.nnz as i64;
         self.indptr.extend(rows.indptr[1..].iter().map(|&p| base + p as i64));
@@ -108,18 +108,27 @@ impl H5adStreamWriter {
                 what: "obs must have one row per row written".into(),
             });
         }
-        let x = self.file.group("X").map_err(|e| src.hdf5("X", e))?;
-        write_io::write_1d(src, &x, "indptr", "X/indptr", &self.indptr)?;
-        write_io::write_shape_attr(src, &x, "X", n_rows, self.n_cols)?;
-        write_io::write_frame(src, &self.file, "obs", obs)?;
-        for name in ["layers", "obsm", "varm", "obsp", "varp"] {
-            write_io::dict_group(src, &self.file, name, name)?;
+        let file = self
+            .file
+            .take()
+            .ok_or_else(|| src.invalid("X", "stream already finished"))?;
+        {
+            let x = file.group("X").map_err(|e| src.hdf5("X", e))?;
+            write_io::write_1d(src, &x, "indptr", "X/indptr", &self.indptr)?;
+            write_io::write_shape_attr(src, &x, "X", n_rows, self.n_cols)?;
+            write_io::write_frame(src, &file, "obs", obs)?;
+            for name in ["layers", "obsm", "varm", "obsp", "varp"] {
+                write_io::dict_group(src, &file, name, name)?;
+            }
+            let u = write_io::dict_group(src, &file, "uns", "uns")?;
+            for (k, v) in uns {
+                write_io::write_uns_string(src, &u, k, &format!("uns/{k}"), v)?;
+            }
         }
-        let u = write_io::dict_group(src, &self.file, "uns", "uns")?;
-        for (k, v) in uns {
-            write_io::write_uns_string(src, &u, k, &format!("uns/{k}"), v)?;
-        }
-        self.file.flush().map_err(|e| src.hdf5("/", e))?;
+        // Every handle is closed before the rename, so the file is complete when it appears at `path`.
+        self.data.take();
+        self.indices.take();
+        file.close().map_err(|e| src.hdf5("/", e))?;
         self.finished = true;
         commit(&self.tmp, &self.path)
     }
