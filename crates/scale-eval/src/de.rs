@@ -19,7 +19,7 @@ use rayon::prelude::*;
 use scale_io::Matrix;
 
 use crate::error::{EvalError, Result};
-use crate::fmt::{csv_field, parse_csv, parse_float, push_f32, push_f64, write_atomic};
+use crate::fmt::{csv_field, parse_float, push_f32, push_f64, write_atomic};
 use crate::groups::Groups;
 use crate::stats::{bh_fdr, mwu_from_rank_sum};
 use crate::Progress;
@@ -442,11 +442,7 @@ impl DeTable {
             file: path.to_path_buf(),
             message,
         };
-        let text = std::fs::read_to_string(path).map_err(|source| EvalError::Io {
-            file: path.to_path_buf(),
-            source,
-        })?;
-        let rows = parse_csv(&text);
+        let rows = crate::fmt::read_csv_rows(path)?;
         let header = rows
             .first()
             .ok_or_else(|| err("empty file; expected a header row".into()))?;

@@ -127,6 +127,15 @@ pub fn csv_field(s: &str) -> String {
 }
 
 /// Splits CSV text into records of fields (RFC 4180 quoting).
+/// Reads and parses a CSV file; I/O errors name the file.
+pub fn read_csv_rows(path: &std::path::Path) -> crate::Result<Vec<Vec<String>>> {
+    let text = std::fs::read_to_string(path).map_err(|source| crate::EvalError::Io {
+        file: path.to_path_buf(),
+        source,
+    })?;
+    Ok(parse_csv(&text))
+}
+
 pub fn parse_csv(text: &str) -> Vec<Vec<String>> {
     let mut rows = Vec::new();
     let mut row = Vec::new();

@@ -8,22 +8,19 @@
 use std::path::Path;
 
 use crate::error::{EvalError, Result};
-use crate::fmt::{fmt_f64, parse_csv, parse_float, write_atomic};
+use crate::fmt::{fmt_f64, parse_float, write_atomic};
 use crate::profile::{best_value, BestValue};
 
 /// (metric, from_baseline) rows, `avg_score` last.
 pub type Scores = Vec<(String, f64)>;
 
-fn read_agg(path: &Path, statistic: &str) -> Result<(Vec<String>, Vec<f64>)> {
+/// One statistic row (e.g. `mean`) of an `agg_results.csv`: (metric names, values; unparsable → NaN).
+pub fn read_agg(path: &Path, statistic: &str) -> Result<(Vec<String>, Vec<f64>)> {
     let err = |message: String| EvalError::Csv {
         file: path.to_path_buf(),
         message,
     };
-    let text = std::fs::read_to_string(path).map_err(|source| EvalError::Io {
-        file: path.to_path_buf(),
-        source,
-    })?;
-    let rows = parse_csv(&text);
+    let rows = crate::fmt::read_csv_rows(path)?;
     let header = rows.first().ok_or_else(|| err("empty file".into()))?;
     if header.first().map(|s| s.as_str()) != Some("statistic") {
         return Err(err(format!(

@@ -115,6 +115,21 @@ impl HashedFile {
     }
 }
 
+/// Appends one sparse row to the spill files and records where it ends.
+fn spill_sparse_row(
+    (a, a_path): (&mut BufWriter<File>, &Path),
+    (b, b_path): (&mut BufWriter<File>, &Path),
+    ptr: &mut Vec<u64>,
+    cols: &[u32],
+    vals: &[f32],
+) -> Result<(), StoreError> {
+    a.write_all(u32_bytes(cols)).map_err(|e| StoreError::io(a_path, e))?;
+    b.write_all(f32_bytes(vals)).map_err(|e| StoreError::io(b_path, e))?;
+    let last = *ptr.last().unwrap_or(&0);
+    ptr.push(last + cols.len() as u64);
+    Ok(())
+}
+
 fn u32_bytes(v: &[u32]) -> &[u8] {
     // SAFETY: u32 has no padding or invalid bit patterns; the store is little-endian (checked on open).
     unsafe { std::slice::from_raw_parts(v.as_ptr() as *const u8, std::mem::size_of_val(v)) }
@@ -392,23 +407,26 @@ pub fn ingest(
                             &mut acc,
                             (&mut cols, &mut vals, &mut pairs),
                         )?;
-                        spill_a
-                            .write_all(u32_bytes(&cols))
-                            .map_err(|e| StoreError::io(&spill_a_path, e))?;
-                        spill_b
-                            .write_all(f32_bytes(&vals))
-                            .map_err(|e| StoreError::io(&spill_b_path, e))?;
-                        let last = *spill_ptr.last().unwrap_or(&0);
-                        spill_ptr.push(last + cols.len() as u64);
+                        spill_sparse_row(
+                            (&mut spill_a, &spill_a_path),
+                            (&mut spill_b, &spill_b_path),
+                            &mut spill_ptr,
+                            &cols,
+                            &vals,
+                        )?;
                     }
                 }
                 Matrix::Dense(m) if !dense => {
+                    // Non-zeros of one dense row, reused across rows.
+                    let (mut nzc, mut nzv) = (Vec::<u32>::new(), Vec::<f32>::new());
                     for r in 0..n {
                         cols.clear();
                         vals.clear();
                         let row = m.row(r);
-                        let nzc: Vec<u32> = (0..m.n_cols as u32).filter(|&c| row[c as usize] != 0.0).collect();
-                        let nzv: Vec<f32> = nzc.iter().map(|&c| row[c as usize]).collect();
+                        nzc.clear();
+                        nzc.extend((0..m.n_cols as u32).filter(|&c| row[c as usize] != 0.0));
+                        nzv.clear();
+                        nzv.extend(nzc.iter().map(|&c| row[c as usize]));
                         write_sparse_row(
                             &input,
                             row0 + r,
@@ -419,14 +437,13 @@ pub fn ingest(
                             &mut acc,
                             (&mut cols, &mut vals, &mut pairs),
                         )?;
-                        spill_a
-                            .write_all(u32_bytes(&cols))
-                            .map_err(|e| StoreError::io(&spill_a_path, e))?;
-                        spill_b
-                            .write_all(f32_bytes(&vals))
-                            .map_err(|e| StoreError::io(&spill_b_path, e))?;
-                        let last = *spill_ptr.last().unwrap_or(&0);
-                        spill_ptr.push(last + cols.len() as u64);
+                        spill_sparse_row(
+                            (&mut spill_a, &spill_a_path),
+                            (&mut spill_b, &spill_b_path),
+                            &mut spill_ptr,
+                            &cols,
+                            &vals,
+                        )?;
                     }
                 }
                 other => {

@@ -208,20 +208,10 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Metric → mean over perturbations, from an `agg_results.csv` (polars describe layout).
+/// Metric → mean over perturbations, from an `agg_results.csv`.
 fn read_agg_means(path: &Path) -> anyhow::Result<Vec<(String, f64)>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().context("empty agg_results.csv")?.split(',').collect();
-    let mean = lines
-        .find(|l| l.split(',').next() == Some("mean"))
-        .with_context(|| format!("{}: no `mean` row", path.display()))?;
-    Ok(header
-        .iter()
-        .zip(mean.split(','))
-        .skip(1)
-        .map(|(h, v)| (h.to_string(), v.parse::<f64>().unwrap_or(f64::NAN)))
-        .collect())
+    let (names, values) = scale_eval::score::read_agg(path, "mean")?;
+    Ok(names.into_iter().zip(values).collect())
 }
 
 const SHOWN: [(&str, bool); 8] = [
