@@ -54,10 +54,18 @@ impl H5adReader {
                 source,
             });
         }
-        let file = File::open(path).map_err(|e| H5adError::NotHdf5 {
-            file: path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
+        // Read-only opens take no lock. HDF5 locks with flock(), and its descriptors are not close-on-exec,
+        // so any child process spawned while some file is open for writing (a test harness running
+        // `python` or `scale` concurrently) inherits that lock and keeps it for its whole life; a later
+        // read of the finished file then failed with EAGAIN. Our writers never expose a partial file
+        // (temp file + rename), so readers gain nothing from the lock.
+        let file = File::with_options()
+            .with_fapl(|fapl| fapl.file_locking(false))
+            .open(path)
+            .map_err(|e| H5adError::NotHdf5 {
+                file: path.to_path_buf(),
+                reason: e.to_string(),
+            })?;
         let src = Src { file: path };
         let (n_obs, n_vars) = if file.link_exists("X") {
             let info = matrix_io::matrix_info(src, &file, "X")?;
