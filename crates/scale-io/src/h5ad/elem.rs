@@ -167,7 +167,7 @@ pub(crate) fn dtype_name(ds: &Dataset) -> String {
 }
 
 /// Whether a numeric dataset holds a type we can convert to numbers.
-fn numeric_kind(src: Src, ds: &Dataset, path: &str) -> Result<TypeDescriptor, H5adError> {
+pub(crate) fn numeric_kind(src: Src, ds: &Dataset, path: &str) -> Result<TypeDescriptor, H5adError> {
     let desc = ds
         .dtype()
         .and_then(|d| d.to_descriptor())

@@ -2,9 +2,10 @@
 
 use std::ops::Range;
 
-use hdf5::{Group, LocationType};
+use hdf5::types::{IntSize, TypeDescriptor};
+use hdf5::{Dataset, Group, LocationType};
 
-use super::elem::{dtype_name, read_numeric, Src};
+use super::elem::{dtype_name, numeric_kind, read_numeric, Src};
 use super::{MatrixEncoding, MatrixInfo};
 use crate::{CsrMatrix, DenseMatrix, H5adError, Matrix};
 
@@ -113,6 +114,48 @@ pub(crate) fn read_matrix(src: Src, root: &Group, path: &str, rows: Option<Range
     }
 }
 
+/// Elements per read when sparse indices need a wider intermediate type.
+const INDEX_READ_CHUNK: usize = 1 << 22;
+
+/// Reads `range` of a sparse `indices` array as `u32`, checking every index is in `0..n_minor`.
+/// int32 indices (what anndata writes) are read and reinterpreted in place; other widths are read
+/// in chunks through int64, so no full-size wider copy is ever held (it once doubled the peak
+/// memory of reading a large CSR file).
+fn read_indices(
+    src: Src,
+    ds: &Dataset,
+    path: &str,
+    range: Range<usize>,
+    n_minor: usize,
+) -> Result<Vec<u32>, H5adError> {
+    let check = |c: i64, k: usize| {
+        if c < 0 || c as usize >= n_minor {
+            Err(src.invalid(path, format!("index {c} at element {k} is outside 0..{n_minor}")))
+        } else {
+            Ok(c as u32)
+        }
+    };
+    if matches!(numeric_kind(src, ds, path)?, TypeDescriptor::Integer(IntSize::U4)) {
+        let raw: Vec<i32> = read_numeric(src, ds, path, Some(range.clone()))?;
+        if let Some(k) = raw.iter().position(|&c| c < 0 || c as usize >= n_minor) {
+            check(raw[k] as i64, range.start + k)?;
+        }
+        // same size and alignment: collected in place
+        return Ok(raw.into_iter().map(|c| c as u32).collect());
+    }
+    let mut out = Vec::with_capacity(range.len());
+    let mut at = range.start;
+    while at < range.end {
+        let end = (at + INDEX_READ_CHUNK).min(range.end);
+        let part: Vec<i64> = read_numeric(src, ds, path, Some(at..end))?;
+        for (k, &c) in part.iter().enumerate() {
+            out.push(check(c, at + k)?);
+        }
+        at = end;
+    }
+    Ok(out)
+}
+
 /// Reads major-axis slices `rows` of a compressed sparse group and validates its structure.
 fn read_compressed(
     src: Src,
@@ -155,18 +198,8 @@ fn read_compressed(
             ),
         ));
     }
-    let indices_raw: Vec<i64> = read_numeric(src, &indices_ds, &p_indices, Some(lo..hi))?;
+    let indices = read_indices(src, &indices_ds, &p_indices, lo..hi, n_minor)?;
     let data: Vec<f32> = read_numeric(src, &data_ds, &p_data, Some(lo..hi))?;
-    let mut indices = Vec::with_capacity(indices_raw.len());
-    for (k, &c) in indices_raw.iter().enumerate() {
-        if c < 0 || c as usize >= n_minor {
-            return Err(src.invalid(
-                &p_indices,
-                format!("index {c} at element {} is outside 0..{n_minor}", lo + k),
-            ));
-        }
-        indices.push(c as u32);
-    }
     let indptr: Vec<u64> = indptr.iter().map(|&p| p - lo as u64).collect();
     let mut m = CsrMatrix {
         n_rows: rows.len(),
