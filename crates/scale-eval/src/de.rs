@@ -125,11 +125,20 @@ fn rank_sum_vs_sorted(target: &[f32], ctrl: &[f32], nz: usize, nz_a: usize, ctrl
 }
 
 /// First index `>= start` of `s` where `pred` is false, given `s[start..]` is partitioned (true then
-/// false). Exponential steps from `start`, then a binary search: successive targets are close
-/// together in the control values, so this beats a binary search over the whole rest.
+/// false). A short linear scan first (successive targets are usually a few control values apart, and
+/// a scan mispredicts once where a search mispredicts at every step), then exponential steps and a
+/// binary search for long gaps.
 #[inline]
 fn gallop(s: &[f32], start: usize, pred: impl Fn(f32) -> bool) -> usize {
+    const SCAN: usize = 16;
+    let scan_end = (start + SCAN).min(s.len());
     let mut lo = start;
+    while lo < scan_end {
+        if !pred(s[lo]) {
+            return lo;
+        }
+        lo += 1;
+    }
     let mut step = 1;
     loop {
         let probe = lo + step - 1;
@@ -179,6 +188,7 @@ pub fn differential_expression(x: &Matrix, genes: &[String], groups: &Groups, pr
         .step_by(per_task)
         .map(|b| (b, (b + per_task).min(n_blocks)))
         .collect();
+    let members = groups.members();
     let blocks: Vec<(usize, BlockOut)> = tasks
         .into_par_iter()
         .flat_map_iter(|(b0, b1)| {
@@ -188,41 +198,49 @@ pub fn differential_expression(x: &Matrix, genes: &[String], groups: &Groups, pr
                     .collect(),
                 Matrix::Dense(_) => Vec::new(),
             };
-            let pert_codes = &pert_codes;
+            let (pert_codes, members) = (&pert_codes, &members);
             (b0..b1)
                 .map(move |b| {
                     let g0 = b * GENE_BLOCK;
                     let g1 = (g0 + GENE_BLOCK).min(n_genes);
                     let nb = g1 - g0;
-                    // Column slab of this block: per gene, (code, value) in cell order.
-                    let mut cols: Vec<Vec<(u32, f32)>> = vec![Vec::new(); nb];
-                    match x {
-                        Matrix::Csr(m) => {
-                            for r in 0..m.n_rows {
-                                let (idx, val) = m.row(r);
-                                let code = groups.codes[r];
-                                let mut k = cursor[r];
-                                while k < idx.len() && (idx[k] as usize) < g1 {
-                                    // explicit zeros join the zero tie block
-                                    if val[k] != 0.0 {
-                                        cols[idx[k] as usize - g0].push((code, val[k]));
-                                    }
-                                    k += 1;
-                                }
-                                cursor[r] = k;
-                            }
+                    // Column slab of this block: per gene, the non-zero values with the cells visited
+                    // group by group (cell order inside a group), so each group is one segment of
+                    // the column: `seg[g * nb + k]..seg[(g + 1) * nb + k]` for gene `g0 + k`.
+                    // (Explicit zeros join the zero tie block, so they are skipped.)
+                    let mut cols: Vec<Vec<f32>> = vec![Vec::new(); nb];
+                    let mut seg = vec![0usize; (n_groups + 1) * nb];
+                    for (g, mem) in members.iter().enumerate() {
+                        for (k, col) in cols.iter().enumerate() {
+                            seg[g * nb + k] = col.len();
                         }
-                        Matrix::Dense(m) => {
-                            for r in 0..m.n_rows {
-                                let row = &m.row(r)[g0..g1];
-                                let code = groups.codes[r];
-                                for (k, &v) in row.iter().enumerate() {
-                                    if v != 0.0 {
-                                        cols[k].push((code, v));
+                        match x {
+                            Matrix::Csr(m) => {
+                                for &r in mem {
+                                    let (idx, val) = m.row(r);
+                                    let mut k = cursor[r];
+                                    while k < idx.len() && (idx[k] as usize) < g1 {
+                                        if val[k] != 0.0 {
+                                            cols[idx[k] as usize - g0].push(val[k]);
+                                        }
+                                        k += 1;
                                     }
+                                    cursor[r] = k;
                                 }
                             }
+                            Matrix::Dense(m) => {
+                                for &r in mem {
+                                    for (col, &v) in cols.iter_mut().zip(&m.row(r)[g0..g1]) {
+                                        if v != 0.0 {
+                                            col.push(v);
+                                        }
+                                    }
+                                }
+                            }
                         }
+                    }
+                    for (k, col) in cols.iter().enumerate() {
+                        seg[n_groups * nb + k] = col.len();
                     }
                     let mut out = BlockOut {
                         ref_mean: Vec::with_capacity(nb),
@@ -230,41 +248,21 @@ pub fn differential_expression(x: &Matrix, genes: &[String], groups: &Groups, pr
                         stat: Vec::with_capacity(nb * n_perts),
                         p: Vec::with_capacity(nb * n_perts),
                     };
-                    let mut offsets = vec![0usize; n_groups + 1];
-                    let mut buf: Vec<f32> = Vec::new();
-                    for col in &cols {
-                        // counting sort by group, keeping cell order inside a group
-                        offsets.iter_mut().for_each(|o| *o = 0);
-                        for &(c, _) in col {
-                            offsets[c as usize + 1] += 1;
-                        }
-                        for i in 0..n_groups {
-                            offsets[i + 1] += offsets[i];
-                        }
-                        buf.clear();
-                        buf.resize(col.len(), 0.0);
-                        let mut next = offsets.clone();
-                        for &(c, v) in col {
-                            buf[next[c as usize]] = v;
-                            next[c as usize] += 1;
-                        }
+                    for (k, buf) in cols.iter_mut().enumerate() {
+                        let range = |g: usize| seg[g * nb + k]..seg[(g + 1) * nb + k];
                         // means before sorting (the float32 sum is order dependent)
-                        let ref_vals = &buf[offsets[ctrl]..offsets[ctrl + 1]];
-                        out.ref_mean.push(mean_f32(ref_vals, n_ctrl, dense));
+                        out.ref_mean.push(mean_f32(&buf[range(ctrl)], n_ctrl, dense));
                         for &pc in pert_codes.iter() {
-                            out.target_mean.push(mean_f32(
-                                &buf[offsets[pc]..offsets[pc + 1]],
-                                groups.counts[pc],
-                                dense,
-                            ));
+                            out.target_mean
+                                .push(mean_f32(&buf[range(pc)], groups.counts[pc], dense));
                         }
                         for g in 0..n_groups {
-                            buf[offsets[g]..offsets[g + 1]].sort_unstable_by(|a, b| a.total_cmp(b));
+                            buf[range(g)].sort_unstable_by(|a, b| a.total_cmp(b));
                         }
-                        let ref_sorted = &buf[offsets[ctrl]..offsets[ctrl + 1]];
+                        let ref_sorted = &buf[range(ctrl)];
                         let ctrl_tie = tie_term_sorted(ref_sorted);
                         for &pc in pert_codes.iter() {
-                            let t = &buf[offsets[pc]..offsets[pc + 1]];
+                            let t = &buf[range(pc)];
                             let (n_a, n_b) = (groups.counts[pc], n_ctrl);
                             let nz = n_a + n_b - t.len() - ref_sorted.len();
                             let nz_a = n_a - t.len();
