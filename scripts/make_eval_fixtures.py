@@ -7,8 +7,14 @@ Run with a venv holding the reference tools:
 
 Each case DIR/<case>/ holds real.h5ad, pred.h5ad and cell-eval's outputs of
 `MetricsEvaluator(...).compute(profile="full")`: real_de.csv, pred_de.csv, results.csv,
-agg_results.csv (plus meta.json with the arguments). The Rust integration tests
+agg_results.csv (plus meta.json with the arguments), and clustering.json: the Leiden partitions
+behind `clustering_agreement` (real at resolution 1.0, pred at each swept resolution) and their
+AMIs, taken from cell-eval's own `ClusteringAgreement` helpers. The Rust integration tests
 (crates/scale-eval/tests/parity.rs) recompute everything and compare.
+
+`--only CASE [CASE ...]` rebuilds just those cases (synthetic draws after papalexi from one stream,
+so it rebuilds papalexi too; synthetic also makes counts); `--clustering-only` rewrites clustering.json of
+the existing cases from their committed h5ad files and leaves everything else untouched.
 
 Cases:
 - papalexi: real Papalexi 2021 ECCITE-seq (CRISPR KO, 299 genes): 8 perturbations + control,
@@ -19,6 +25,10 @@ Cases:
   genes, heavily tied values (log1p of small integers), pred a noisy copy with a missed effect.
 - counts: the synthetic case as raw integer counts, so cell-eval normalises (median library
   size) + log1p itself.
+- clusters: 60 perturbations in 6 expression programmes (30 genes, 5 cells each), pred with
+  weaker effects, more noise and 8 perturbations moved to another programme, so that
+  `clustering_agreement` has a non-trivial resolution sweep (the other cases have 5-8
+  perturbations).
 """
 
 import argparse
@@ -48,6 +58,35 @@ def run_cell_eval(real, pred, outdir, pert_col):
         outdir=outdir,
     )
     ev.compute(profile="full", basename="results.csv")
+    return ev.anndata_pair
+
+
+def clustering_reference(pair, d):
+    """clustering.json: cell-eval's `ClusteringAgreement` opened up (same centroids, neighbours
+    and Leiden calls as its `__call__`): partition per resolution, AMI per pred resolution, score."""
+    from cell_eval.metrics._anndata import ClusteringAgreement
+    from sklearn.metrics import adjusted_mutual_info_score
+
+    ca = ClusteringAgreement()
+    perts = sorted(str(p) for p in pair.perts if p != pair.control_pert)
+    ref = {"perturbations": perts, "score": float(ca(pair))}
+    for which, a, res in (
+        ("real", pair.real, [ca.real_resolution]),
+        ("pred", pair.pred, list(ca.pred_resolutions)),
+    ):
+        cent = ca._centroid_ann(a, pair.pert_col, pair.control_pert, ca.embed_key)
+        assert [str(p) for p in cent.obs[pair.pert_col]] == perts
+        ref[which] = {}
+        for r in res:
+            ca._cluster_leiden(cent, r, f"leiden_{r}", ca.n_neighbors)
+            ref[which][str(r)] = [int(x) for x in cent.obs[f"leiden_{r}"]]
+    real_labels = pd.Categorical([str(x) for x in ref["real"][str(ca.real_resolution)]])
+    ref["ami"] = {
+        r: float(adjusted_mutual_info_score(real_labels, pd.Categorical([str(x) for x in labels])))
+        for r, labels in ref["pred"].items()
+    }
+    with open(os.path.join(d, "clustering.json"), "w") as f:
+        json.dump(ref, f, indent=1)
 
 
 def save_case(name, real, pred, out, pert_col):
@@ -60,7 +99,8 @@ def save_case(name, real, pred, out, pert_col):
     real.write_h5ad(os.path.join(d, "real.h5ad"))
     pred.write_h5ad(os.path.join(d, "pred.h5ad"))
     # cell-eval normalises counts in place, so give it copies of what was written
-    run_cell_eval(ad.read_h5ad(os.path.join(d, "real.h5ad")), ad.read_h5ad(os.path.join(d, "pred.h5ad")), d, pert_col)
+    pair = run_cell_eval(ad.read_h5ad(os.path.join(d, "real.h5ad")), ad.read_h5ad(os.path.join(d, "pred.h5ad")), d, pert_col)
+    clustering_reference(pair, d)
     with open(os.path.join(d, "meta.json"), "w") as f:
         json.dump({"pert_col": pert_col, "control": CTRL, "profile": "full"}, f)
     for fn in sorted(os.listdir(d)):
@@ -145,6 +185,54 @@ def synthetic(out, rng):
     save_case("counts", mk(Xr, lr, False), mk(Xp, lp, False), out, "target_gene")
 
 
+def clusters(out):
+    rng = np.random.default_rng(11)  # own stream: rebuilding this case leaves the others as they are
+    n_genes, n_prog, n_pert, n_cells = 30, 6, 60, 5
+    genes = [f"G{i:02d}" for i in range(n_genes)]
+    base = rng.gamma(3.0, 1.0, size=n_genes)
+    prog = np.ones((n_prog, n_genes))
+    for k in range(n_prog):
+        hit = rng.choice(n_genes, size=8, replace=False)
+        prog[k, hit] = rng.choice([0.4, 0.6, 1.7, 2.5], size=8)
+    perts = [f"P{i:02d}" for i in range(n_pert)]
+    member = np.arange(n_pert) % n_prog
+    moved = rng.choice(n_pert, size=8, replace=False)
+    pmember = member.copy()
+    pmember[moved] = (member[moved] + rng.integers(1, n_prog, size=8)) % n_prog
+
+    def draw(members, shrink, jitter, seed):
+        r = np.random.default_rng(seed)
+        rows, labels = [r.poisson(base, size=(60, n_genes))], [CTRL] * 60
+        for i, p in enumerate(perts):
+            eff = 1.0 + shrink * (prog[members[i]] - 1.0)
+            eff = eff * r.lognormal(0.0, jitter, size=n_genes)  # per-perturbation identity
+            rows.append(r.poisson(base * eff, size=(n_cells, n_genes)))
+            labels += [p] * n_cells
+        X = np.log1p(np.vstack(rows)).astype(np.float32)
+        obs = pd.DataFrame({"target_gene": labels}, index=[f"c{i}" for i in range(len(labels))])
+        return ad.AnnData(X=sp.csr_matrix(X), obs=obs, var=pd.DataFrame(index=genes))
+
+    save_case("clusters", draw(member, 1.0, 0.4, 21), draw(pmember, 0.7, 0.5, 22), out, "target_gene")
+
+
+def clustering_only(out):
+    """Rewrites clustering.json of the existing cases from their committed inputs."""
+    from cell_eval._evaluator import _build_anndata_pair
+
+    for name in sorted(os.listdir(out)):
+        d = os.path.join(out, name)
+        if not os.path.exists(os.path.join(d, "meta.json")):
+            continue
+        with open(os.path.join(d, "meta.json")) as f:
+            meta = json.load(f)
+        pair = _build_anndata_pair(
+            ad.read_h5ad(os.path.join(d, "real.h5ad")), ad.read_h5ad(os.path.join(d, "pred.h5ad")),
+            control_pert=meta["control"], pert_col=meta["pert_col"],
+        )
+        clustering_reference(pair, d)
+        print(f"  {name}/clustering.json: {os.path.getsize(os.path.join(d, 'clustering.json'))} bytes")
+
+
 def baseline_and_score(out):
     """cell-eval baseline of the synthetic real data, its evaluation, and `cell-eval score`."""
     from cell_eval import MetricsEvaluator, build_base_mean_adata, score_agg_metrics
@@ -181,13 +269,24 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--papalexi", default="/work/shared/data/papalexi2021_eccite_lowmoi/papalexi2021_lowmoi.h5ad")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "crates", "scale-eval", "tests", "fixtures"))
+    ap.add_argument("--only", nargs="+", choices=["papalexi", "synthetic", "clusters"])
+    ap.add_argument("--clustering-only", action="store_true")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    rng = np.random.default_rng(0)
     os.makedirs(args.out, exist_ok=True)
-    papalexi(args.papalexi, args.out, rng)
-    synthetic(args.out, rng)
-    baseline_and_score(args.out)
+    if args.clustering_only:
+        clustering_only(args.out)
+        return
+    cases = args.only or ["papalexi", "synthetic", "clusters"]
+    # papalexi and synthetic share one stream (in this order), as when the fixtures were made
+    rng = np.random.default_rng(0)
+    if "papalexi" in cases or "synthetic" in cases:
+        papalexi(args.papalexi, args.out, rng)
+    if "synthetic" in cases:
+        synthetic(args.out, rng)
+        baseline_and_score(args.out)
+    if "clusters" in cases:
+        clusters(args.out)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@
 //! (the matrix can be dropped afterwards) and call [`evaluate_summaries`].
 
 pub mod baseline;
+pub mod clustering;
 pub mod de;
 pub mod edistance;
 pub mod error;
@@ -83,6 +84,9 @@ pub struct FileSummary {
     pub bulk: Vec<f32>,
     /// Energy distance to control per group (NaN for the control), when the plan needs it.
     pub edist: Option<Vec<f64>>,
+    /// Float64 mean of X per group (cell-eval's clustering centroids), when the plan has
+    /// `clustering_agreement`. Same layout as `bulk`.
+    pub centroids: Option<Vec<f64>>,
     /// DE table, when the plan needs it and none was supplied.
     pub de: Option<DeTable>,
 }
@@ -171,6 +175,12 @@ pub fn validate(d: &EvalData, control: &str) -> Result<Groups> {
 
 /// Mean of X per group (float64 sums, float32 result).
 pub fn pseudobulk(x: &Matrix, groups: &Groups) -> Vec<f32> {
+    pseudobulk_f64(x, groups).iter().map(|&m| m as f32).collect()
+}
+
+/// Mean of X per group in float64: cells summed in row order then divided by the count, the
+/// arithmetic of numpy's `X.astype(float64)[mask].mean(axis=0)`.
+pub fn pseudobulk_f64(x: &Matrix, groups: &Groups) -> Vec<f64> {
     let g = x.n_cols();
     let n_groups = groups.names.len();
     let mut sums = vec![0f64; n_groups * g];
@@ -193,10 +203,10 @@ pub fn pseudobulk(x: &Matrix, groups: &Groups) -> Vec<f32> {
             }
         }
     }
-    sums.iter()
-        .enumerate()
-        .map(|(k, &s)| (s / groups.counts[k / g.max(1)] as f64) as f32)
-        .collect()
+    for (k, s) in sums.iter_mut().enumerate() {
+        *s /= groups.counts[k / g.max(1)] as f64;
+    }
+    sums
 }
 
 /// Summarises one side for `cfg`: validation, pseudobulk, DE (unless `have_de`), energy distances.
@@ -204,7 +214,9 @@ pub fn summarize(d: &EvalData, cfg: &EvalConfig, have_de: bool, progress: &dyn P
     let plan = plan(cfg);
     let t = std::time::Instant::now();
     let groups = validate(d, &cfg.control)?;
-    let bulk = pseudobulk(d.x, &groups);
+    let means = pseudobulk_f64(d.x, &groups);
+    let bulk: Vec<f32> = means.iter().map(|&m| m as f32).collect();
+    let centroids = plan.contains(&"clustering_agreement").then_some(means);
     tracing::info!(
         "{}: validated + pseudobulk in {:.2}s",
         d.which,
@@ -223,6 +235,7 @@ pub fn summarize(d: &EvalData, cfg: &EvalConfig, have_de: bool, progress: &dyn P
         groups,
         bulk,
         edist,
+        centroids,
         de,
     })
 }
@@ -276,12 +289,6 @@ pub fn evaluate_summaries(
     let t = std::time::Instant::now();
     metrics::anndata_metrics(real, pred, genes, &perts, &plan, &mut out);
     tracing::info!("expression metrics in {:.2}s", t.elapsed().as_secs_f64());
-    if plan.contains(&"clustering_agreement") {
-        tracing::warn!(
-            "clustering_agreement (Leiden on pseudobulk centroids) is not implemented in scale; the column is left out, \
-             as cell-eval leaves out a metric that fails"
-        );
-    }
     let agg = out.describe();
     Ok(EvalOutput { results: out, agg })
 }

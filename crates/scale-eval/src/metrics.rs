@@ -3,6 +3,7 @@
 //! metric (so significance is `fdr_f32 < 0.05`), pseudobulk means are Float32 (polars `mean` of a
 //! Float32 column) and deltas are taken in float32.
 
+use crate::clustering;
 use crate::de::{DeBlock, DeTable};
 use crate::error::{EvalError, Result};
 use crate::results::ResultsTable;
@@ -400,6 +401,28 @@ pub fn anndata_metrics(
                 let a: Vec<f64> = perts.iter().map(|p| er[gi(real, p)]).collect();
                 let b: Vec<f64> = perts.iter().map(|p| ep[gi(pred, p)]).collect();
                 vec![Some(pearson(&a, &b)); n]
+            }
+            // one value over all perturbations, broadcast to every row (cell-eval's scalar metric)
+            "clustering_agreement" => {
+                let (Some(cr), Some(cp)) = (&real.centroids, &pred.centroids) else {
+                    continue;
+                };
+                let rows = |c: &[f64], s: &FileSummary| -> Vec<f64> {
+                    perts
+                        .iter()
+                        .flat_map(|p| c[gi(s, p) * g..(gi(s, p) + 1) * g].iter().copied())
+                        .collect()
+                };
+                match clustering::clustering_agreement(&rows(cr, real), &rows(cp, pred), n) {
+                    Some(v) => vec![Some(v); n],
+                    None => {
+                        tracing::warn!(
+                            "clustering_agreement needs at least 3 perturbations; the column is left out, as \
+                             cell-eval leaves out a metric that fails"
+                        );
+                        continue;
+                    }
+                }
             }
             _ => continue,
         };

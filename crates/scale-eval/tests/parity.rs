@@ -12,7 +12,12 @@
 //! - metrics: relative 1e-5 (absolute 1e-7 near 0). cell-eval computes pseudobulk means, deltas,
 //!   mse/mae and pearson_delta in float32 (e.g. `pearson_delta` comes back as a float32), we in
 //!   float64 from the same float32 means: that leaves ~1e-7..1e-6 relative differences.
-//! - `clustering_agreement` (igraph Leiden) is not implemented and is skipped.
+//! - `clustering_agreement`: the Leiden partitions behind it must be *identical* to cell-eval's
+//!   (`clustering_matches_cell_eval_partitions`, against each case's `clustering.json`): our
+//!   centroids are bit-identical (float64 means), the kNN distances agree to ~1e-13 before their
+//!   float32 cast, umap's float32 connectivities and igraph's Leiden with numpy's seeded stream are
+//!   replicated operation for operation. What is left is the AMI arithmetic (libm `lgamma` vs
+//!   scipy's `gammaln`, numpy's SIMD `log`, summation order): 1e-12 absolute.
 
 use std::path::{Path, PathBuf};
 
@@ -124,19 +129,12 @@ fn compare_results(ours: &scale_eval::ResultsTable, path: &Path) -> usize {
     let rows = parse_csv(&text);
     let header = &rows[0];
     let ours_names: Vec<&str> = ours.columns.iter().map(|(n, _)| n.as_str()).collect();
-    let theirs_names: Vec<&str> = header[1..]
-        .iter()
-        .map(|s| s.as_str())
-        .filter(|n| *n != "clustering_agreement")
-        .collect();
+    let theirs_names: Vec<&str> = header[1..].iter().map(|s| s.as_str()).collect();
     assert_eq!(ours_names, theirs_names, "column order of {}", path.display());
     let mut n = 0;
     for (r, row) in rows[1..].iter().enumerate() {
         assert_eq!(row[0], ours.perts[r], "row order");
         for (c, name) in header.iter().enumerate().skip(1) {
-            if name == "clustering_agreement" {
-                continue;
-            }
             let theirs = parse_float(&row[c]);
             let mine = ours.column(name).unwrap()[r];
             let what = format!(
@@ -161,9 +159,6 @@ fn compare_agg(ours: &scale_eval::AggTable, path: &Path) {
     let header = &rows[0];
     for row in &rows[1..] {
         for (c, name) in header.iter().enumerate().skip(1) {
-            if name == "clustering_agreement" {
-                continue;
-            }
             let theirs = parse_float(&row[c]);
             let mine = ours.get(name, &row[0]);
             let what = format!(
@@ -212,6 +207,75 @@ fn raw_counts_are_normalised_like_cell_eval() {
     check_case("counts");
 }
 
+/// Many perturbations in expression programmes: a non-trivial `clustering_agreement`.
+#[test]
+fn clusters_match_cell_eval() {
+    check_case("clusters");
+}
+
+/// The partitions behind `clustering_agreement`, resolution by resolution, against cell-eval's
+/// own (`clustering.json`, written by the fixture script through cell-eval's helpers).
+#[test]
+fn clustering_matches_cell_eval_partitions() {
+    use scale_eval::clustering::{adjusted_mutual_info, leiden, Connectivities};
+    for case in ["papalexi", "synthetic", "counts", "clusters"] {
+        let c = load(case);
+        let text = std::fs::read_to_string(fixture(case).join("clustering.json")).unwrap();
+        let reference: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let perts: Vec<String> = c.real.groups.perts().map(|(_, n)| n.to_string()).collect();
+        let theirs_perts: Vec<String> = reference["perturbations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(perts, theirs_perts, "{case}");
+        let g = c.genes.len();
+        let labels = |v: &serde_json::Value| -> Vec<usize> {
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_u64().unwrap() as usize)
+                .collect()
+        };
+        let mut partitions = Vec::new();
+        for (which, s) in [("real", &c.real), ("pred", &c.pred)] {
+            let cent = s.centroids.as_ref().unwrap();
+            let rows: Vec<f64> = s
+                .groups
+                .perts()
+                .flat_map(|(k, _)| cent[k * g..(k + 1) * g].iter().copied())
+                .collect();
+            let conn = Connectivities::from_centroids(&rows, perts.len());
+            for (res, theirs) in reference[which].as_object().unwrap() {
+                let ours = leiden(&conn, res.parse().unwrap(), 0);
+                assert_eq!(
+                    ours,
+                    labels(theirs),
+                    "{case} {which} Leiden partition at resolution {res}"
+                );
+                partitions.push((which, res.clone(), ours));
+            }
+        }
+        let real = &partitions.iter().find(|p| p.0 == "real").unwrap().2;
+        for (_, res, pred) in partitions.iter().filter(|p| p.0 == "pred") {
+            let theirs = reference["ami"][res.as_str()].as_f64().unwrap();
+            let ours = adjusted_mutual_info(real, pred);
+            assert!(
+                (ours - theirs).abs() <= 1e-12,
+                "{case} AMI at {res}: ours {ours} vs {theirs}"
+            );
+        }
+        let out = evaluate_summaries(&c.real, &c.pred, &c.genes, &c.cfg, None, None).unwrap();
+        let ours = out.results.column("clustering_agreement").unwrap()[0].unwrap();
+        let theirs = reference["score"].as_f64().unwrap();
+        assert!(
+            (ours - theirs).abs() <= 1e-12,
+            "{case} clustering_agreement: ours {ours} vs {theirs}"
+        );
+    }
+}
+
 #[test]
 fn de_csv_round_trips() {
     let c = load("synthetic");
@@ -233,7 +297,7 @@ fn de_csv_round_trips() {
 /// library's expm1f/erfc, the same BH arithmetic and polars' float formatting.
 #[test]
 fn de_csv_is_byte_identical_to_pdex() {
-    for case in ["papalexi", "synthetic", "counts"] {
+    for case in ["papalexi", "synthetic", "counts", "clusters"] {
         let c = load(case);
         let dir = tempfile::tempdir().unwrap();
         for (which, s) in [("real", &c.real), ("pred", &c.pred)] {
