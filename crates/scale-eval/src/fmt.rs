@@ -190,6 +190,12 @@ pub fn parse_float(s: &str) -> Option<f64> {
 
 /// Writes `text` to `path` atomically (`<path>.tmp` in the same directory, then rename).
 pub fn write_atomic(path: &Path, text: &[u8]) -> Result<()> {
+    write_atomic_with(path, |w| w.write_all(text))
+}
+
+/// Writes `path` atomically from a streaming producer: into `path.tmp`, renamed when complete; on
+/// error the temp file is removed and nothing appears at `path`.
+pub fn write_atomic_with(path: &Path, produce: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<()> {
     let io = |source| EvalError::Io {
         file: path.to_path_buf(),
         source,
@@ -197,10 +203,14 @@ pub fn write_atomic(path: &Path, text: &[u8]) -> Result<()> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = std::path::PathBuf::from(tmp);
-    {
-        let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp).map_err(io)?);
-        f.write_all(text).map_err(io)?;
-        f.flush().map_err(io)?;
+    let written = (|| {
+        let mut f = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp)?);
+        produce(&mut f)?;
+        f.flush()
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io(e));
     }
     std::fs::rename(&tmp, path).map_err(io)
 }
