@@ -180,7 +180,7 @@ fn radix_sort_by_high_u32(v: &mut Vec<u64>, scratch: &mut Vec<u64>) {
         for &x in v.iter() {
             count[((x >> shift) & 0xff) as usize] += 1;
         }
-        if count.iter().any(|&c| c == v.len()) {
+        if count.contains(&v.len()) {
             continue;
         }
         let mut at = 0;

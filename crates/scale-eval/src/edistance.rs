@@ -324,7 +324,7 @@ fn within_sum(tiles: &[(Tile, &[usize])], norms: &[f64], n_genes: usize) -> f64 
 }
 
 // Slab blocks are filled from tiles, so a block must not straddle two tiles.
-const _: () = assert!(TILE % W32 == 0 && TILE % W64 == 0);
+const _: () = assert!(TILE.is_multiple_of(W32) && TILE.is_multiple_of(W64));
 
 /// Per group (indexed like `groups.names`; the control's entry is NaN): energy distance to control.
 pub fn energy_distances(x: &Matrix, groups: &Groups, progress: &dyn Progress) -> Vec<f64> {
