@@ -341,6 +341,11 @@ pub fn differential_expression(x: &Matrix, genes: &[String], groups: &Groups, pr
                 Matrix::Dense(_) => Vec::new(),
             };
             let (pert_codes, members) = (&pert_codes, &members);
+            // Buffers reused from block to block (blocks have similar sizes, so after the first one
+            // the column vectors stop reallocating).
+            let mut cols: Vec<Vec<f32>> = vec![Vec::new(); GENE_BLOCK];
+            let (mut keys, mut scratch) = (Vec::<u64>::new(), Vec::<u64>::new());
+            let mut sweep = RankSweep::new(n_groups);
             (b0..b1)
                 .map(move |b| {
                     let g0 = b * GENE_BLOCK;
@@ -350,7 +355,8 @@ pub fn differential_expression(x: &Matrix, genes: &[String], groups: &Groups, pr
                     // group by group (cell order inside a group), so each group is one segment of
                     // the column: `seg[g * nb + k]..seg[(g + 1) * nb + k]` for gene `g0 + k`.
                     // (Explicit zeros join the zero tie block, so they are skipped.)
-                    let mut cols: Vec<Vec<f32>> = vec![Vec::new(); nb];
+                    let cols = &mut cols[..nb];
+                    cols.iter_mut().for_each(|c| c.clear());
                     let mut seg = vec![0usize; (n_groups + 1) * nb];
                     for (g, mem) in members.iter().enumerate() {
                         for (k, col) in cols.iter().enumerate() {
@@ -384,8 +390,6 @@ pub fn differential_expression(x: &Matrix, genes: &[String], groups: &Groups, pr
                     for (k, col) in cols.iter().enumerate() {
                         seg[n_groups * nb + k] = col.len();
                     }
-                    let (mut keys, mut scratch) = (Vec::<u64>::new(), Vec::<u64>::new());
-                    let mut sweep = RankSweep::new(n_groups);
                     let mut out = BlockOut {
                         ref_mean: Vec::with_capacity(nb),
                         target_mean: Vec::with_capacity(nb * n_perts),
