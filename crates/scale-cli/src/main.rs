@@ -66,7 +66,8 @@ fn tune_allocator() {
 fn main() {
     tune_allocator();
     let cli = Cli::parse();
-    let level = if cli.quiet { "warn" } else { "info" };
+    // cubecl (the wgpu/cuda backends) logs every autotune at info: kept to warnings.
+    let level = if cli.quiet { "warn" } else { "info,cubecl=warn" };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

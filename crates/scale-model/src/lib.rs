@@ -1,12 +1,14 @@
 //! scale-model: the conditional endpoint-transport set model (burn), its losses, perturbation
 //! encoders, weight I/O and the Euler sampler used for inference.
 
+pub mod device;
 pub mod infer;
 pub mod loss;
 pub mod pert;
 pub mod transport;
 pub mod weights;
 
+pub use device::{wgpu_adapter_available, DeviceChoice};
 pub use infer::{transport_sets, Conditions};
 pub use loss::{energy_distance, LossConfig, LossParts};
 pub use pert::{FeatureTable, PertEncoder};
@@ -50,4 +52,7 @@ pub enum ModelError {
     /// Inference settings.
     #[error("inference: {0}")]
     Infer(String),
+    /// A device that this binary or this machine cannot provide.
+    #[error("device: {0}")]
+    Device(String),
 }

@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
+use scale_model::DeviceChoice;
+
 use super::Ctx;
 
 #[derive(clap::Args)]
@@ -32,6 +34,10 @@ pub struct Args {
     /// Threads (0 = all cores).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+    /// Compute device: cpu (burn flex), wgpu (Vulkan/Metal/DX12 adapter) or cuda. wgpu and cuda need a
+    /// binary built with the cargo feature of that name.
+    #[arg(long, default_value = "cpu")]
+    pub device: DeviceChoice,
 }
 
 const SPLIT: &str = r#"# Few-shot on a held-out cell line: U87MG keeps its controls and 4 knock-downs for training;
@@ -77,6 +83,9 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<()> {
     let pred_dir = out.join("pred");
     let split = out.join("split.toml");
     let threads = args.threads.to_string();
+    let device = args.device.to_string();
+    // Fail before the ingest when the device cannot be had.
+    args.device.device()?;
     std::fs::write(&split, SPLIT).with_context(|| format!("writing {}", split.display()))?;
 
     eprintln!("[1/5] ingest {}", args.input.display());
@@ -115,6 +124,8 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<()> {
         &run_dir,
         &"--threads",
         &threads,
+        &"--device",
+        &device,
     ]);
     if let Some(s) = args.steps {
         targs.extend(os(&[&"--steps", &s.to_string()]));
@@ -135,6 +146,8 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<()> {
             &pred_dir,
             &"--threads",
             &threads,
+            &"--device",
+            &device,
         ]),
     )?;
     super::predict::run(p, ctx)?;

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use scale_io::{detect_space, read_h5ad, write_h5ad, AnnData, Column, DenseMatrix, Frame, Matrix};
-use scale_model::burn::tensor::Device;
+use scale_model::DeviceChoice;
 use scale_train::predict::{ControlPool, PredictRequest, Predictor};
 use scale_train::DataContract;
 
@@ -47,11 +47,15 @@ pub struct Args {
     /// Threads for the CPU backend (0 = all cores).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+    /// Compute device: cpu (burn flex), wgpu (Vulkan/Metal/DX12 adapter) or cuda. wgpu and cuda need a
+    /// binary built with the cargo feature of that name.
+    #[arg(long, default_value = "cpu")]
+    pub device: DeviceChoice,
 }
 
 pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
     scale_train::set_threads(args.threads);
-    let device = Device::flex();
+    let device = args.device.device()?;
     let mut predictor =
         Predictor::open(&args.run, &device).with_context(|| format!("opening run {}", args.run.display()))?;
     predictor.sets_per_pass = args.sets_per_pass.max(1);

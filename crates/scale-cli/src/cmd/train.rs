@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use scale_model::burn::tensor::Device;
+use scale_model::DeviceChoice;
 use scale_model::{FeatureTable, PertEncoder};
 use scale_store::{SamplerConfig, Store};
 use scale_train::{check_store_matches, DataContract, FitOptions, SplitSpec, StoreSource, TrainConfig, Trainer};
@@ -49,11 +49,15 @@ pub struct Args {
     /// Threads for the CPU backend (0 = all cores).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+    /// Compute device: cpu (burn flex), wgpu (Vulkan/Metal/DX12 adapter) or cuda. wgpu and cuda need a
+    /// binary built with the cargo feature of that name.
+    #[arg(long, default_value = "cpu")]
+    pub device: DeviceChoice,
 }
 
 pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
     scale_train::set_threads(args.threads);
-    let device = Device::flex();
+    let device = args.device.device()?;
     let store = Arc::new(Store::open(&args.store).with_context(|| format!("opening store {}", args.store.display()))?);
     let store_name = args.store.display().to_string();
 
