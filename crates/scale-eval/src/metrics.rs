@@ -3,6 +3,8 @@
 //! metric (so significance is `fdr_f32 < 0.05`), pseudobulk means are Float32 (polars `mean` of a
 //! Float32 column) and deltas are taken in float32.
 
+use rayon::prelude::*;
+
 use crate::clustering;
 use crate::de::{DeBlock, DeTable};
 use crate::error::{EvalError, Result};
@@ -355,7 +357,9 @@ pub fn anndata_metrics(
                 .collect(),
             "discrimination_score_l1" | "discrimination_score_l2" | "discrimination_score_cosine" => {
                 let metric = name.rsplit('_').next().unwrap_or("l1");
+                // n x n distances over all genes: the costly expression metric, one row per task
                 (0..n)
+                    .into_par_iter()
                     .map(|i| {
                         let keep: Vec<usize> = (0..g).filter(|&k| genes[k] != perts[i]).collect();
                         let x = &pred_d[i];

@@ -241,52 +241,70 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<()> {
         tracing::info!("{which}: summarised in {:.1}s", t.elapsed().as_secs_f64());
         Ok(out)
     };
-    let real = summarize_file(&args.real, "real", shared.as_ref().map(|s| &s.0), de_real.is_some())?;
-    for (ct, s) in &real {
-        if let Some(de) = &s.de {
-            de.write_csv(&args.out.join(out_name(ct.as_deref(), "real_de.csv")))?;
-        }
-    }
-    let pred = summarize_file(&args.pred, "pred", shared.as_ref().map(|s| &s.1), de_pred.is_some())?;
-    for (ct, s) in &pred {
-        if let Some(de) = &s.de {
-            de.write_csv(&args.out.join(out_name(ct.as_deref(), "pred_de.csv")))?;
-        }
-    }
-    if real.len() != pred.len() {
-        bail!(
-            "number of cell types differs: real has {}, pred has {}",
-            real.len(),
-            pred.len()
-        );
-    }
-    for (ct, rs) in &real {
-        let ps = &pred
-            .iter()
-            .find(|(c, _)| c == ct)
-            .with_context(|| format!("cell type `{}` is in real but not in pred", ct.as_deref().unwrap_or("")))?
-            .1;
-        let out = evaluate_summaries(rs, ps, &genes, &cfg, de_real.as_ref(), de_pred.as_ref())
-            .with_context(|| format!("cell type `{}`", ct.as_deref().unwrap_or("(all)")))?;
-        let rp = args.out.join(out_name(ct.as_deref(), "results.csv"));
-        let ap = args.out.join(out_name(ct.as_deref(), "agg_results.csv"));
-        out.results.write_csv(&rp)?;
-        out.agg.write_csv(&ap)?;
-        if !ctx.quiet {
-            println!(
-                "{}: {} perturbations; mean over perturbations:",
-                ct.as_deref().unwrap_or("all cells"),
-                out.results.perts.len()
-            );
-            for (name, _) in &out.results.columns {
-                println!(
-                    "  {name:<30} {}",
-                    scale_eval::results::format_value(out.agg.get(name, "mean"))
+    let evaluate_all =
+        |real: &[(Option<String>, FileSummary)], pred: &[(Option<String>, FileSummary)]| -> anyhow::Result<()> {
+            if real.len() != pred.len() {
+                bail!(
+                    "number of cell types differs: real has {}, pred has {}",
+                    real.len(),
+                    pred.len()
                 );
             }
-            println!("wrote {} and {}", rp.display(), ap.display());
+            for (ct, rs) in real {
+                let ps = &pred
+                    .iter()
+                    .find(|(c, _)| c == ct)
+                    .with_context(|| format!("cell type `{}` is in real but not in pred", ct.as_deref().unwrap_or("")))?
+                    .1;
+                let out = evaluate_summaries(rs, ps, &genes, &cfg, de_real.as_ref(), de_pred.as_ref())
+                    .with_context(|| format!("cell type `{}`", ct.as_deref().unwrap_or("(all)")))?;
+                let rp = args.out.join(out_name(ct.as_deref(), "results.csv"));
+                let ap = args.out.join(out_name(ct.as_deref(), "agg_results.csv"));
+                out.results.write_csv(&rp)?;
+                out.agg.write_csv(&ap)?;
+                if !ctx.quiet {
+                    println!(
+                        "{}: {} perturbations; mean over perturbations:",
+                        ct.as_deref().unwrap_or("all cells"),
+                        out.results.perts.len()
+                    );
+                    for (name, _) in &out.results.columns {
+                        println!(
+                            "  {name:<30} {}",
+                            scale_eval::results::format_value(out.agg.get(name, "mean"))
+                        );
+                    }
+                    println!("wrote {} and {}", rp.display(), ap.display());
+                }
+            }
+            Ok(())
+        };
+    // The DE tables go to disk on a background thread (one formatting thread, so it fills the
+    // cores' idle time, e.g. while the next file is read, instead of competing with the pool).
+    let write_de = |side: &[(Option<String>, FileSummary)], name: &str| -> anyhow::Result<()> {
+        for (ct, s) in side {
+            if let Some(de) = &s.de {
+                scale_eval::with_threads(Some(1), || de.write_csv(&args.out.join(out_name(ct.as_deref(), name))))?;
+            }
         }
-    }
+        Ok(())
+    };
+    let real = summarize_file(&args.real, "real", shared.as_ref().map(|s| &s.0), de_real.is_some())?;
+    // pred lives outside the scope so that its writer thread can borrow it
+    let pred_slot = std::sync::OnceLock::new();
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let real_csv = scope.spawn(|| write_de(&real, "real_de.csv"));
+        let pred = summarize_file(&args.pred, "pred", shared.as_ref().map(|s| &s.1), de_pred.is_some())?;
+        let pred: &Vec<_> = pred_slot.get_or_init(|| pred);
+        let pred_csv = scope.spawn(|| write_de(pred, "pred_de.csv"));
+        evaluate_all(&real, pred)?;
+        for writer in [real_csv, pred_csv] {
+            writer
+                .join()
+                .map_err(|_| anyhow::anyhow!("the DE CSV writer panicked"))??;
+        }
+        Ok(())
+    })?;
     tracing::info!("eval done in {:.1}s", t0.elapsed().as_secs_f64());
     Ok(())
 }
