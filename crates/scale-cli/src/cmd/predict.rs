@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use scale_io::{detect_space, read_h5ad, write_h5ad, AnnData, Column, DenseMatrix, Frame, Matrix};
 use scale_model::DeviceChoice;
-use scale_train::predict::{ControlPool, PredictRequest, Predictor};
+use scale_train::predict::{ControlPool, CountRounding, PredictRequest, Predictor};
 use scale_train::DataContract;
 
 use super::Ctx;
@@ -44,6 +44,12 @@ pub struct Args {
     /// Sets per forward pass.
     #[arg(long, default_value_t = 32)]
     pub sets_per_pass: usize,
+    /// Values below one count of the source control cell (log1p and count spaces): `stochastic`
+    /// (one count with probability value/one-count, else 0: mean kept, real zeros), `half` (0 below
+    /// half a count) or `off`. Real cells have nothing between 0 and one count; leaving such values
+    /// makes the Wilcoxon test call hundreds of false DE genes.
+    #[arg(long, default_value = "stochastic")]
+    pub count_rounding: CountRounding,
     /// Threads for the CPU backend (0 = all cores).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
@@ -59,6 +65,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
     let mut predictor =
         Predictor::open(&args.run, &device).with_context(|| format!("opening run {}", args.run.display()))?;
     predictor.sets_per_pass = args.sets_per_pass.max(1);
+    predictor.count_rounding = args.count_rounding;
     match (&args.controls, &args.store) {
         (Some(controls), None) => {
             let perts = args.perts.as_deref().context("--perts is required with --controls")?;
