@@ -285,10 +285,21 @@ warmup_steps = 10
     #[test]
     fn shipped_presets_parse() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
-        for name in ["tiny", "small", "state", "state-tiny-bench"] {
-            let c = TrainConfig::from_file(&dir.join(format!("{name}.toml"))).unwrap();
-            assert!(c.train.steps > 0, "{name}");
+        // every preset in the directory, so a new one cannot ship unparsed
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let c = TrainConfig::from_file(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                assert!(c.train.steps > 0, "{}", path.display());
+                names.push(path.file_stem().unwrap().to_string_lossy().into_owned());
+            }
         }
+        for name in ["tiny", "small", "state", "state-tiny-bench", "demo", "demo-direct"] {
+            assert!(names.iter().any(|n| n == name), "configs/{name}.toml missing");
+        }
+        let direct = TrainConfig::from_file(&dir.join("demo-direct.toml")).unwrap();
+        assert_eq!((direct.transport.mode, direct.loss.w_mse), (Mode::Direct, 0.0));
         let bench = TrainConfig::from_file(&dir.join("state-tiny-bench.toml")).unwrap();
         assert_eq!(
             (bench.model.hidden, bench.model.n_layers, bench.model.n_heads),
