@@ -263,23 +263,37 @@ pub struct CountLevels {
 }
 
 /// [`CountLevels`] of a cell like `control`: in log1p space one count is its smallest positive
-/// value (`log1p(s)`, `s` the cell's size factor, assuming some gene has exactly one count, as in
-/// any sparse cell) and half a count `log1p(s / 2)`; in raw counts 1 and 0.5. Zeros (no rounding)
-/// for other spaces or a cell without a positive value.
+/// value (`log1p(s)`, `s` the cell's size factor) and half a count `log1p(s / 2)`; in raw counts 1
+/// and 0.5. The cell must show that it is made of counts: every positive value `v` must be
+/// `log1p(k s)` for a whole `k` (raw counts: whole values), otherwise (continuous or scaled data,
+/// or no gene at exactly one count) the levels are zero and the cell's predictions are not rounded.
 pub fn count_levels(control: &[f32], space: &str) -> CountLevels {
     let none = CountLevels { one: 0.0, half: 0.0 };
+    // whole within float32 rounding of the stored values (relative 1e-4 covers expm1 of a float32)
+    let whole = |k: f64| (k - k.round()).abs() <= 1e-2 + 1e-4 * k && k.round() >= 1.0;
     match space {
-        "raw-counts" => CountLevels { one: 1.0, half: 0.5 },
+        "raw-counts" => {
+            if control.iter().all(|&v| v == 0.0 || whole(v as f64)) {
+                CountLevels { one: 1.0, half: 0.5 }
+            } else {
+                none
+            }
+        }
         "log1p" => {
             let min_pos = control
                 .iter()
                 .copied()
                 .filter(|&v| v > 0.0)
                 .fold(f32::INFINITY, f32::min);
-            if min_pos.is_finite() {
+            if !min_pos.is_finite() {
+                return none;
+            }
+            let size = (min_pos as f64).exp_m1();
+            let on_lattice = control.iter().all(|&v| v == 0.0 || whole((v as f64).exp_m1() / size));
+            if on_lattice {
                 CountLevels {
                     one: min_pos,
-                    half: (0.5 * min_pos.exp_m1()).ln_1p(),
+                    half: (0.5 * size).ln_1p() as f32,
                 }
             } else {
                 none
@@ -336,13 +350,37 @@ mod tests {
 
     #[test]
     fn one_count_is_the_smallest_positive_log1p_value() {
+        // 1 and 2 counts of size factor 2.5
         let cell = [0.0, (2.5f32).ln_1p(), (5.0f32).ln_1p(), 0.0];
         let l = count_levels(&cell, "log1p");
         assert_eq!(l.one, (2.5f32).ln_1p());
         assert!((l.half - (1.25f32).ln_1p()).abs() < 1e-6);
-        assert_eq!(count_levels(&cell, "raw-counts"), CountLevels { one: 1.0, half: 0.5 });
+        assert_eq!(
+            count_levels(&[0.0, 1.0, 4.0], "raw-counts"),
+            CountLevels { one: 1.0, half: 0.5 }
+        );
         assert_eq!(count_levels(&cell, "other").one, 0.0);
         assert_eq!(count_levels(&[0.0; 3], "log1p").one, 0.0);
+    }
+
+    /// Regression: data that only look like log1p (non-negative, small) but are not made of counts
+    /// (the continuous synthetic set of `train_resume.rs`) had every value below the cell's
+    /// smallest one rounded away.
+    #[test]
+    fn cells_not_made_of_counts_are_not_rounded() {
+        let continuous = [0.31f32, 1.27, 0.0, 2.05];
+        assert_eq!(count_levels(&continuous, "log1p").one, 0.0);
+        // no gene at exactly one count: the smallest value is two counts, odd counts are off its lattice
+        let s = 1.7f64;
+        let two_three: Vec<f32> = [2.0f64, 3.0].iter().map(|k| (k * s).ln_1p() as f32).collect();
+        assert_eq!(count_levels(&two_three, "log1p").one, 0.0);
+        // a real one: 1, 2, 7 and 120 counts of size factor 1.7
+        let real: Vec<f32> = [0.0f64, 1.0, 2.0, 7.0, 120.0]
+            .iter()
+            .map(|k| (k * s).ln_1p() as f32)
+            .collect();
+        assert!((count_levels(&real, "log1p").one - s.ln_1p() as f32).abs() < 1e-6);
+        assert_eq!(count_levels(&[0.0, 2.5], "raw-counts").one, 0.0);
     }
 
     #[test]
