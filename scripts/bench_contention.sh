@@ -8,12 +8,10 @@
 # Usage: scripts/bench_contention.sh          (from the repository root)
 # Env:   SCALE (default target/release/scale)  PEERS (default /tmp/peers)  WORK (default /tmp/bench_contention)
 set -euo pipefail
-SCALE=${SCALE:-target/release/scale}
-PEERS=${PEERS:-/tmp/peers}
-WORK=${WORK:-/tmp/bench_contention}
 HERE=$(cd "$(dirname "$0")" && pwd)
-PY="$PEERS/venv/bin/python"
-export WANDB_MODE=disabled WANDB_SILENT=true OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=2 MKL_NUM_THREADS=2
+# shellcheck source=lib_state.sh
+source "$HERE/lib_state.sh"
+WORK=${WORK:-/tmp/bench_contention}
 mkdir -p "$WORK"
 
 # The synthetic set of the model benchmarks (20,000 cells x 2,000 genes, 50 knock-downs, 4 batches).

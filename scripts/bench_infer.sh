@@ -6,12 +6,10 @@
 # threads. Results: docs/bench/model.md ("Inference at the STATE-tiny config").
 # Usage: scripts/bench_infer.sh      Env: SCALE, PEERS (default /tmp/peers), WORK (default /tmp/bench_contention)
 set -euo pipefail
-SCALE=${SCALE:-target/release/scale}
-PEERS=${PEERS:-/tmp/peers}
-WORK=${WORK:-/tmp/bench_contention}
 HERE=$(cd "$(dirname "$0")" && pwd)
-PY="$PEERS/venv/bin/python"
-export OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=2 MKL_NUM_THREADS=2 TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1
+# shellcheck source=lib_state.sh
+source "$HERE/lib_state.sh"
+WORK=${WORK:-/tmp/bench_contention}
 mkdir -p "$WORK/infer"
 # scale's inputs: the control cells (context label as the run's contract names it) and one request per
 # training perturbation with its real cell count.

@@ -13,16 +13,13 @@
 #        VARIANTS "onehot genefeat"       (onehot: STATE's default one-hot per condition label;
 #                                          genefeat: multi-hot gene features, A+B = e_A + e_B)
 set -euo pipefail
-SCALE=${SCALE:-target/release/scale}
-PEERS=${PEERS:-/tmp/peers}
+HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=lib_state.sh
+source "$HERE/lib_state.sh"
 DEMO=${DEMO:-/tmp/demo_state}
 WORK=${WORK:-/tmp/state_cmp}
 SEED=${SEED:-0}; STEPS=${STEPS:-1500}; LR=${LR:-1e-3}
 VARIANTS=${VARIANTS:-onehot genefeat}
-PY="$PEERS/venv/bin/python"
-HERE=$(cd "$(dirname "$0")" && pwd)
-export WANDB_MODE=disabled WANDB_SILENT=true OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=2 MKL_NUM_THREADS=2
-export TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1   # torch >= 2.6 and STATE checkpoints (peers README)
 mkdir -p "$WORK/logs"
 
 # 1. scale's demo: split.toml, model, pred/{pred,real}.h5ad, baselines, evals.
@@ -42,23 +39,8 @@ for V in $VARIANTS; do
   [[ $V == genefeat ]] && EXTRA=(data.kwargs.perturbation_features_file="$WORK/gene_features.pt")
   # 3. Train: configs/demo.toml mapped onto STATE's state_sm (mapping table in RESULTS.md).
   uptime | tee "$WORK/logs/train_$NAME.uptime"
-  /usr/bin/time -v "$PEERS/venv/bin/state" tx train \
-    data.kwargs.toml_config_path="$WORK/data/split.toml" \
-    data.kwargs.embed_key=null data.kwargs.output_space=all \
-    data.kwargs.pert_col=condition data.kwargs.cell_type_key=cell_type \
-    data.kwargs.batch_col=dataset data.kwargs.control_pert=control \
-    data.kwargs.num_workers=1 data.kwargs.pin_memory=false data.kwargs.basal_mapping_strategy=random \
-    model=state_sm model.kwargs.hidden_dim=128 model.kwargs.cell_set_len=32 \
-    model.kwargs.n_encoder_layers=1 model.kwargs.n_decoder_layers=1 model.kwargs.loss=energy \
-    model.kwargs.transformer_backbone_kwargs.num_hidden_layers=2 \
-    model.kwargs.transformer_backbone_kwargs.num_attention_heads=4 \
-    model.kwargs.transformer_backbone_kwargs.num_key_value_heads=4 \
-    model.kwargs.transformer_backbone_kwargs.head_dim=32 \
-    model.kwargs.transformer_backbone_kwargs.intermediate_size=256 \
-    training.batch_size=8 training.max_steps="$STEPS" training.lr="$LR" training.train_seed="$SEED" \
-    training.gradient_clip_val=10 training.val_freq=500 training.ckpt_every_n_steps=500 \
-    +training.log_every_n_steps=50 use_wandb=false output_dir="$WORK/runs" name="$NAME" overwrite=true \
-    "${EXTRA[@]}" > "$WORK/logs/train_$NAME.log" 2>&1
+  state_train_demo_size "$WORK/data/split.toml" "$WORK/runs" "$NAME" condition cell_type dataset control \
+    "$WORK/logs/train_$NAME.log" "${EXTRA[@]}"
   uptime | tee -a "$WORK/logs/train_$NAME.uptime"
   grep -a "Elapsed\|Maximum resident" "$WORK/logs/train_$NAME.log"
 

@@ -12,16 +12,13 @@
 #        DATA (the raw-count h5ad)  SEED (default 0)  STEPS (default 1500)  LR (default 1e-3)
 set -euo pipefail
 LOO=${1:-out/glioblastoma}
-SCALE=${SCALE:-target/release/scale}
-PEERS=${PEERS:-/tmp/peers}
+HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=lib_state.sh
+source "$HERE/lib_state.sh"
 WORK=${WORK:-/tmp/state_glio}
 DATA=${DATA:-../shared/data/zhao2021_glioblastoma_panobinostat/glioblastoma_panobinostat.h5ad}
 SEED=${SEED:-0}; STEPS=${STEPS:-1500}; LR=${LR:-1e-3}
 PATIENTS=(PW030 PW032 PW034 PW036 PW040)
-PY="$PEERS/venv/bin/python"
-HERE=$(cd "$(dirname "$0")" && pwd)
-export WANDB_MODE=disabled WANDB_SILENT=true OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=2 MKL_NUM_THREADS=2
-export TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1
 mkdir -p "$WORK"
 
 # The same expression space scale trains on: normalize_total(1e4) + log1p of the raw counts.
@@ -49,23 +46,8 @@ for P in "${PATIENTS[@]}"; do
   "$PY" "$HERE/state_compare.py" prep "$WORK/glio.h5ad" "$W/split_src.toml" "$W/data"
   "$PY" "$HERE/state_compare.py" infer-input "$D/pred/real.h5ad" "$W/infer_in.h5ad" condition ctrl
   NAME="state_${P}_s${SEED}"
-  /usr/bin/time -v "$PEERS/venv/bin/state" tx train \
-    data.kwargs.toml_config_path="$W/data/split.toml" \
-    data.kwargs.embed_key=null data.kwargs.output_space=all \
-    data.kwargs.pert_col=condition data.kwargs.cell_type_key=patient_id \
-    data.kwargs.batch_col=patient_id data.kwargs.control_pert=ctrl \
-    data.kwargs.num_workers=1 data.kwargs.pin_memory=false data.kwargs.basal_mapping_strategy=random \
-    model=state_sm model.kwargs.hidden_dim=128 model.kwargs.cell_set_len=32 \
-    model.kwargs.n_encoder_layers=1 model.kwargs.n_decoder_layers=1 model.kwargs.loss=energy \
-    model.kwargs.transformer_backbone_kwargs.num_hidden_layers=2 \
-    model.kwargs.transformer_backbone_kwargs.num_attention_heads=4 \
-    model.kwargs.transformer_backbone_kwargs.num_key_value_heads=4 \
-    model.kwargs.transformer_backbone_kwargs.head_dim=32 \
-    model.kwargs.transformer_backbone_kwargs.intermediate_size=256 \
-    training.batch_size=8 training.max_steps="$STEPS" training.lr="$LR" training.train_seed="$SEED" \
-    training.gradient_clip_val=10 training.val_freq=500 training.ckpt_every_n_steps=500 \
-    +training.log_every_n_steps=50 use_wandb=false output_dir="$WORK/runs" name="$NAME" overwrite=true \
-    > "$W/train.log" 2>&1
+  state_train_demo_size "$W/data/split.toml" "$WORK/runs" "$NAME" condition patient_id patient_id ctrl \
+    "$W/train.log"
   grep -a "Elapsed\|Maximum resident" "$W/train.log"
   RUN="$WORK/runs/$NAME"
   "$PY" "$HERE/state_infer_timed.py" --model-dir "$RUN" --checkpoint "$RUN/checkpoints/final.ckpt" \

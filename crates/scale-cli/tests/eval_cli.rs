@@ -18,6 +18,20 @@ fn scale() -> Command {
     c
 }
 
+/// `scale --quiet eval` on the fixture pair into `out`, with `extra` arguments.
+fn eval(out: &Path, extra: &[&str]) -> Command {
+    let mut c = scale();
+    c.args(["--quiet", "eval", "--pert-col", "perturbation"])
+        .args(extra)
+        .arg("--real")
+        .arg(fixture("real.h5ad"))
+        .arg("--pred")
+        .arg(fixture("pred.h5ad"))
+        .arg("--out")
+        .arg(out);
+    c
+}
+
 fn csv(path: &Path) -> Vec<Vec<String>> {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     scale_eval::fmt::parse_csv(&text)
@@ -26,23 +40,7 @@ fn csv(path: &Path) -> Vec<Vec<String>> {
 #[test]
 fn eval_cli_writes_cell_eval_outputs() {
     let out = tempfile::tempdir().unwrap();
-    let status = scale()
-        .args([
-            "--quiet",
-            "eval",
-            "--pert-col",
-            "perturbation",
-            "--profile",
-            "full",
-            "--threads",
-            "2",
-        ])
-        .arg("--real")
-        .arg(fixture("real.h5ad"))
-        .arg("--pred")
-        .arg(fixture("pred.h5ad"))
-        .arg("--out")
-        .arg(out.path())
+    let status = eval(out.path(), &["--profile", "full", "--threads", "2"])
         .status()
         .unwrap();
     assert!(status.success());
@@ -90,23 +88,7 @@ fn eval_cli_writes_cell_eval_outputs() {
 #[test]
 fn eval_cli_names_a_missing_control_label() {
     let out = tempfile::tempdir().unwrap();
-    let o = scale()
-        .args([
-            "--quiet",
-            "eval",
-            "--pert-col",
-            "perturbation",
-            "--control",
-            "NT-absent",
-        ])
-        .arg("--real")
-        .arg(fixture("real.h5ad"))
-        .arg("--pred")
-        .arg(fixture("pred.h5ad"))
-        .arg("--out")
-        .arg(out.path())
-        .output()
-        .unwrap();
+    let o = eval(out.path(), &["--control", "NT-absent"]).output().unwrap();
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("NT-absent"), "stderr: {err}");
