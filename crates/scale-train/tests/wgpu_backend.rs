@@ -10,14 +10,13 @@
 
 use std::path::Path;
 
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 use scale_model::burn::tensor::Device;
 use scale_model::{wgpu_adapter_available, DeviceChoice, PertEncoder};
 use scale_train::predict::{ControlPool, PredictRequest, Predictor};
-use scale_train::{BatchSource, DataContract, FitOptions, InMemorySource, MemGroup, MetricLine, TrainConfig, Trainer};
+use scale_train::{BatchSource, FitOptions, InMemorySource, MetricLine, TrainConfig, Trainer};
 
-const G: usize = 12;
+mod common;
+use common::{data, G};
 /// Steps on the CPU before the checkpoint both devices resume from.
 const WARM: u64 = 3;
 const STEPS: u64 = 40;
@@ -62,56 +61,8 @@ fn wgpu_or_skip() -> Option<Device> {
     Some(DeviceChoice::Wgpu.device().expect("wgpu device"))
 }
 
-/// Controls: per-context baseline + noise; A raises genes 0..4, B lowers genes 4..8, A+B does both.
-fn data() -> (DataContract, Vec<MemGroup>, Vec<Vec<f32>>) {
-    let mut rng = StdRng::seed_from_u64(1);
-    let perts: Vec<String> = ["ctrl", "A", "B", "A+B"].iter().map(|s| s.to_string()).collect();
-    let cell = |ctx: usize, pert: &str, rng: &mut StdRng| -> Vec<f32> {
-        (0..G)
-            .map(|j| {
-                let mut v = 1.0 + 0.5 * ctx as f32 + 0.1 * j as f32 + rng.gen_range(-0.2..0.2);
-                if pert.contains('A') && j < 4 {
-                    v += 1.5;
-                }
-                if pert.contains('B') && (4..8).contains(&j) {
-                    v -= 0.8;
-                }
-                v.max(0.0)
-            })
-            .collect()
-    };
-    let mut controls = Vec::new();
-    let mut groups = Vec::new();
-    for ctx in 0..2 {
-        controls.push((0..40).flat_map(|_| cell(ctx, "ctrl", &mut rng)).collect());
-        for (pi, p) in perts.iter().enumerate().skip(1) {
-            groups.push(MemGroup {
-                pert: pi as u32,
-                context: ctx as u32,
-                batch: 0,
-                cells: (0..20).flat_map(|_| cell(ctx, p, &mut rng)).collect(),
-            });
-        }
-    }
-    let contract = DataContract {
-        genes: (0..G).map(|j| format!("g{j}")).collect(),
-        space: "log1p".into(),
-        perts,
-        control_pert: "ctrl".into(),
-        contexts: vec!["c0".into(), "c1".into()],
-        batches: vec!["b0".into()],
-        pert_col: "target_gene".into(),
-        context_col: "cell_type".into(),
-        batch_col: None,
-        pert_encoding: scale_model::PertEncoding::OneHot,
-        pert_components: vec![],
-        pert_features_file: None,
-    };
-    (contract, groups, controls)
-}
-
 fn train_source(cfg: &TrainConfig) -> InMemorySource {
-    let (_, groups, controls) = data();
+    let (_, groups, controls) = data(1);
     InMemorySource::new(G, groups, controls, cfg.data.n_sets, cfg.data.set_size, 11).unwrap()
 }
 
@@ -150,7 +101,7 @@ fn wgpu_forward_and_training_agree_with_cpu() {
     let cpu = Device::flex();
     let cfg = TrainConfig::from_toml_str(PRESET, "preset").unwrap();
     assert_eq!(cfg.train.steps, STEPS);
-    let (contract, _, controls) = data();
+    let (contract, _, controls) = data(1);
     let tmp = tempfile::tempdir().unwrap();
     let base = tmp.path().join("base");
     let enc = PertEncoder::one_hot(&contract.perts, &contract.control_pert);
