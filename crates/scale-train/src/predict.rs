@@ -48,8 +48,8 @@ pub struct Predictor {
     /// Sets per forward pass.
     pub sets_per_pass: usize,
     /// How predicted values below one count of the source control cell are put back on the count
-    /// lattice (see [`CountRounding`]); `Stochastic` by default for count and log1p spaces, `Off`
-    /// for other spaces whatever is set here.
+    /// lattice (see [`CountRounding`]); `Stochastic` by default. Cells not made of counts (other
+    /// spaces, continuous data) are never rounded.
     pub count_rounding: CountRounding,
 }
 
@@ -183,22 +183,26 @@ impl Predictor {
                 });
             }
         }
-        // Per control cell, the values of one and half a count in its library.
-        let rounding = match self.contract.space.as_str() {
-            "log1p" | "raw-counts" => self.count_rounding,
-            _ => CountRounding::Off,
-        };
+        // Per control cell, the values of one and half a count in its library (zero where the cell
+        // or the space is not made of counts, which turns the rounding off for it).
+        let rounding = self.count_rounding;
         let levels: Vec<Vec<CountLevels>> = pools
             .iter()
             .map(|pool| {
                 pool.cells
                     .chunks_exact(g)
-                    .map(|row| count_levels(row, &self.contract.space))
+                    .map(|row| match rounding {
+                        CountRounding::Off => CountLevels { one: 0.0, half: 0.0 },
+                        _ => count_levels(row, &self.contract.space),
+                    })
                     .collect()
             })
             .collect();
         let mut out: Vec<Vec<f32>> = requests.iter().map(|r| Vec::with_capacity(r.n_cells * g)).collect();
         let mut rng = StdRng::seed_from_u64(seed);
+        // A stream of its own for the rounding, so that every rounding mode draws the same control
+        // cells and their predictions differ by the rounding alone.
+        let mut round_rng = StdRng::seed_from_u64(seed ^ 0x9E37_79B9_7F4A_7C15);
         let steps = self.euler_steps();
         for chunk in jobs.chunks(self.sets_per_pass.max(1)) {
             let b = chunk.len();
@@ -239,7 +243,7 @@ impl Predictor {
                 .map_err(|e| TrainError::Data(format!("{e:?}")))?;
             if rounding != CountRounding::Off {
                 for (cell, &level) in host.chunks_exact_mut(g).zip(&source) {
-                    round_to_counts(cell, level, rounding, &mut rng);
+                    round_to_counts(cell, level, rounding, &mut round_rng);
                 }
             }
             for (bi, job) in chunk.iter().enumerate() {
