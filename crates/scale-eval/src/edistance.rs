@@ -347,6 +347,10 @@ fn within_sum(tiles: &[(Tile, &[usize])], norms: &[f64], n_genes: usize) -> f64 
     let cells: Vec<usize> = tiles.iter().flat_map(|(_, rows)| rows.iter().copied()).collect();
     let n_blocks = cells.len().div_ceil(W64);
     let blocks_per_tile = TILE / W64;
+    let set_block = |slab: &mut [f64], b: usize, value: bool| {
+        let (src, k) = (&tiles[b / blocks_per_tile].0, b % blocks_per_tile);
+        fill_from_tile(src, k * W64, (src.n - k * W64).min(W64), slab, value);
+    };
     let mut slab = vec![0f64; n_genes * W64];
     // the slab holds one block at a time
     let mut filled: Option<usize> = None;
@@ -356,10 +360,11 @@ fn within_sum(tiles: &[(Tile, &[usize])], norms: &[f64], n_genes: usize) -> f64 
             let mut s = 0.0;
             for b in blocks {
                 if filled != Some(b) {
-                    for (fb, value) in filled.take().map(|old| (old, false)).into_iter().chain([(b, true)]) {
-                        let (src, k) = (&tiles[fb / blocks_per_tile].0, fb % blocks_per_tile);
-                        fill_from_tile(src, k * W64, (src.n - k * W64).min(W64), &mut slab, value);
+                    // clear only what the previous block wrote, then write this one
+                    if let Some(old) = filled {
+                        set_block(&mut slab, old, false);
                     }
+                    set_block(&mut slab, b, true);
                     filled = Some(b);
                 }
                 let block_cells = &cells[b * W64..((b + 1) * W64).min(cells.len())];
