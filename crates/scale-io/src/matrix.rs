@@ -60,22 +60,38 @@ impl CsrMatrix {
         self.n_rows += 1;
     }
 
-    /// Sorts the column indices within each row (anndata may store them unsorted).
+    /// Sorts the column indices within each row (anndata may store them unsorted). Rows are sorted in
+    /// parallel, each as packed `(column, value bits)` keys with an unstable sort (columns within a
+    /// row are distinct, so stability is moot): a stable sort of (column, value) pairs was a fifth of
+    /// reading an 18,000-gene file whose rows came unsorted.
     pub fn sort_indices(&mut self) {
-        let mut pairs: Vec<(u32, f32)> = Vec::new();
+        use rayon::prelude::*;
+        let mut rows: Vec<(&mut [u32], &mut [f32])> = Vec::with_capacity(self.n_rows);
+        let (mut idx, mut val) = (&mut self.indices[..], &mut self.data[..]);
         for r in 0..self.n_rows {
-            let (a, b) = (self.indptr[r] as usize, self.indptr[r + 1] as usize);
-            if self.indices[a..b].windows(2).all(|w| w[0] < w[1]) {
-                continue;
-            }
-            pairs.clear();
-            pairs.extend(self.indices[a..b].iter().copied().zip(self.data[a..b].iter().copied()));
-            pairs.sort_by_key(|p| p.0);
-            for (k, (c, v)) in pairs.iter().enumerate() {
-                self.indices[a + k] = *c;
-                self.data[a + k] = *v;
-            }
+            let len = (self.indptr[r + 1] - self.indptr[r]) as usize;
+            let (i, rest_i) = std::mem::take(&mut idx).split_at_mut(len);
+            let (v, rest_v) = std::mem::take(&mut val).split_at_mut(len);
+            (idx, val) = (rest_i, rest_v);
+            rows.push((i, v));
         }
+        rows.par_iter_mut()
+            .for_each_init(Vec::new, |keys: &mut Vec<u64>, (i, v)| {
+                if i.windows(2).all(|w| w[0] < w[1]) {
+                    return;
+                }
+                keys.clear();
+                keys.extend(
+                    i.iter()
+                        .zip(v.iter())
+                        .map(|(&c, &x)| ((c as u64) << 32) | x.to_bits() as u64),
+                );
+                keys.sort_unstable();
+                for ((c, x), &k) in i.iter_mut().zip(v.iter_mut()).zip(keys.iter()) {
+                    *c = (k >> 32) as u32;
+                    *x = f32::from_bits(k as u32);
+                }
+            });
     }
 
     /// Rows `rows` (in the given order, repeats allowed) as a new matrix.
