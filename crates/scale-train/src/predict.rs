@@ -133,6 +133,30 @@ impl Predictor {
         seed: u64,
     ) -> Result<Vec<Vec<f32>>, TrainError> {
         let g = self.tcfg.dims.n_genes;
+        let mut flat = Vec::new();
+        self.predict_into(requests, pools, seed, &mut flat)?;
+        let mut rest = &flat[..];
+        Ok(requests
+            .iter()
+            .map(|r| {
+                let (head, tail) = rest.split_at(r.n_cells * g);
+                rest = tail;
+                head.to_vec()
+            })
+            .collect())
+    }
+
+    /// [`Predictor::predict`] appending the predicted rows of every request, in request order, to
+    /// `out` (row-major, `G` values per cell): no per-request copies, so a caller that writes one
+    /// matrix (the CLI) can reserve it once.
+    pub fn predict_into(
+        &self,
+        requests: &[PredictRequest],
+        pools: &[ControlPool],
+        seed: u64,
+        out: &mut Vec<f32>,
+    ) -> Result<(), TrainError> {
+        let g = self.tcfg.dims.n_genes;
         let s = self.set_size();
         let p = self.encoder.dim();
         // Resolve every request before any compute, so a bad name fails fast.
@@ -189,8 +213,9 @@ impl Predictor {
         let levels: Vec<Vec<CountLevels>> = pools
             .iter()
             .map(|pool| {
+                use rayon::prelude::*;
                 pool.cells
-                    .chunks_exact(g)
+                    .par_chunks_exact(g)
                     .map(|row| match rounding {
                         CountRounding::Off => CountLevels { one: 0.0, half: 0.0 },
                         _ => count_levels(row, &self.contract.space),
@@ -198,11 +223,12 @@ impl Predictor {
                     .collect()
             })
             .collect();
-        let mut out: Vec<Vec<f32>> = requests.iter().map(|r| Vec::with_capacity(r.n_cells * g)).collect();
+        out.reserve(requests.iter().map(|r| r.n_cells * g).sum());
+        let mut remaining: Vec<usize> = requests.iter().map(|r| r.n_cells).collect();
         let mut rng = StdRng::seed_from_u64(seed);
         // A stream of its own for the rounding, so that every rounding mode draws the same control
         // cells and their predictions differ by the rounding alone.
-        let mut round_rng = StdRng::seed_from_u64(seed ^ 0x9E37_79B9_7F4A_7C15);
+        let mut round_stream = RoundingStream::new(seed ^ 0x9E37_79B9_7F4A_7C15);
         let steps = self.euler_steps();
         for chunk in jobs.chunks(self.sets_per_pass.max(1)) {
             let b = chunk.len();
@@ -242,18 +268,16 @@ impl Predictor {
                 .try_to_vec::<f32>()
                 .map_err(|e| TrainError::Data(format!("{e:?}")))?;
             if rounding != CountRounding::Off {
-                for (cell, &level) in host.chunks_exact_mut(g).zip(&source) {
-                    round_to_counts(cell, level, rounding, &mut round_rng);
-                }
+                round_stream.round_cells(&mut host, g, &source, rounding);
             }
+            // jobs of a request are consecutive, so appending in job order is request order
             for (bi, job) in chunk.iter().enumerate() {
-                let dst = &mut out[job.req];
-                let want = requests[job.req].n_cells * g;
-                let take = (want - dst.len()).min(s * g);
-                dst.extend_from_slice(&host[bi * s * g..bi * s * g + take]);
+                let take = remaining[job.req].min(s);
+                remaining[job.req] -= take;
+                out.extend_from_slice(&host[bi * s * g..(bi * s + take) * g]);
             }
         }
-        Ok(out)
+        Ok(())
     }
 }
 
@@ -307,9 +331,91 @@ pub fn count_levels(control: &[f32], space: &str) -> CountLevels {
     }
 }
 
+/// The rounding's random stream (ChaCha12, the generator behind `StdRng`, which is seeded the same
+/// way). Cells are rounded in parallel, each from its own position in the one stream: a cell takes
+/// one draw per value strictly between 0 and one count, so the position of cell `i` is the number of
+/// such values before it. The result is the same as rounding the cells one after another from one
+/// generator, whatever the number of threads.
+struct RoundingStream {
+    rng: rand_chacha::ChaCha12Rng,
+    /// Words (draws) used so far.
+    pos: u128,
+}
+
+impl RoundingStream {
+    fn new(seed: u64) -> Self {
+        RoundingStream {
+            rng: rand_chacha::ChaCha12Rng::seed_from_u64(seed),
+            pos: 0,
+        }
+    }
+
+    /// Rounds the cells of `host` (`g` values each, cell `i` like control `levels[i]`).
+    fn round_cells(&mut self, host: &mut [f32], g: usize, levels: &[CountLevels], how: CountRounding) {
+        use rayon::prelude::*;
+        let draws: Vec<u128> = host
+            .par_chunks_exact(g)
+            .zip(levels.par_iter())
+            .map(|(cell, level)| match how {
+                CountRounding::Stochastic if level.one > 0.0 => {
+                    cell.iter().filter(|&&v| v > 0.0 && v < level.one).count() as u128
+                }
+                _ => 0,
+            })
+            .collect();
+        let mut starts = Vec::with_capacity(draws.len());
+        for d in &draws {
+            starts.push(self.pos);
+            self.pos += d;
+        }
+        let base = &self.rng;
+        host.par_chunks_exact_mut(g)
+            .zip(levels.par_iter())
+            .zip(starts.par_iter().zip(draws.par_iter()))
+            .for_each_init(Vec::new, |words, ((cell, &level), (&start, &n))| {
+                if how != CountRounding::Stochastic {
+                    return round_to_counts(cell, level, how, &mut rand::rngs::mock::StepRng::new(0, 0));
+                }
+                if n == 0 {
+                    return;
+                }
+                // The cell's draws in one go, then a loop without data-dependent branches (the
+                // coin flips mispredicted half the time, which made rounding a tenth of `predict`).
+                let mut rng = base.clone();
+                rng.set_word_pos(start);
+                // one spare word: read past the last draw by values that take none
+                words.clear();
+                words.resize(n as usize + 1, 0);
+                rng.fill(&mut words[..n as usize]); // the same words as `n` calls of next_u32
+                stochastic_round_with(cell, level.one, words);
+            });
+    }
+}
+
+/// [`CountRounding::Stochastic`] for one cell, with its draws given as the generator's words:
+/// the value `gen::<f32>()` of `rand` 0.8 is `(word >> 8) * 2^-24`, so this is the same rounding as
+/// [`round_to_counts`] drawing from that generator. `words` has one spare word at the end.
+fn stochastic_round_with(cell: &mut [f32], unit: f32, words: &[u32]) {
+    const SCALE: f32 = 1.0 / (1u32 << 24) as f32;
+    let last = words.len() - 1;
+    let mut j = 0;
+    let mask = |b: bool| (b as u32).wrapping_neg();
+    for v in cell.iter_mut() {
+        let x = *v;
+        // bitwise, not short-circuit: the selects below compile to masks, not branches
+        let below = x < unit;
+        let draws = below & (x > 0.0);
+        // j never passes `last` (one spare word); the clamp lets the compiler drop the bounds branch
+        let r = SCALE * (words[j.min(last)] >> 8) as f32;
+        let up = unit.to_bits() & mask(draws & (r * unit < x));
+        *v = f32::from_bits((up & mask(below)) | (x.to_bits() & !mask(below)));
+        j += draws as usize;
+    }
+}
+
 /// Puts the values of one predicted cell below one count on the count lattice (see
 /// [`CountRounding`]).
-fn round_to_counts(cell: &mut [f32], level: CountLevels, how: CountRounding, rng: &mut StdRng) {
+fn round_to_counts<R: Rng>(cell: &mut [f32], level: CountLevels, how: CountRounding, rng: &mut R) {
     if level.one <= 0.0 {
         return;
     }
@@ -401,6 +507,38 @@ mod tests {
         assert!(cell[..100_000].iter().all(|&v| v == 0.0 || v == unit));
         let mean = cell[..100_000].iter().map(|&v| v as f64).sum::<f64>() / 100_000.0;
         assert!((mean / (0.1 * unit as f64) - 1.0).abs() < 0.05, "mean {mean}");
+    }
+
+    /// The parallel rounding takes the same draws as one generator rounding the cells in order
+    /// (what predictions were made with before it ran in parallel), across several passes.
+    #[test]
+    fn parallel_rounding_reproduces_the_serial_stream() {
+        let (g, n) = (37, 300);
+        let mut gen = StdRng::seed_from_u64(11);
+        let unit = (2.0f32).ln_1p();
+        let mut levels: Vec<CountLevels> = (0..n).map(|_| CountLevels { one: unit, half: 0.4 }).collect();
+        levels[5].one = 0.0; // a cell not made of counts: no draws
+        let cells: Vec<f32> = (0..n * g)
+            .map(|_| {
+                if gen.gen::<f32>() < 0.3 {
+                    0.0
+                } else {
+                    gen.gen::<f32>() * 2.0 * unit - 0.1
+                }
+            })
+            .collect();
+        let mut serial = cells.clone();
+        let mut one = StdRng::seed_from_u64(99);
+        for (cell, &level) in serial.chunks_exact_mut(g).zip(&levels) {
+            round_to_counts(cell, level, CountRounding::Stochastic, &mut one);
+        }
+        let mut parallel = cells.clone();
+        let mut stream = RoundingStream::new(99);
+        let (a, b) = parallel.split_at_mut(120 * g);
+        stream.round_cells(a, g, &levels[..120], CountRounding::Stochastic);
+        stream.round_cells(b, g, &levels[120..], CountRounding::Stochastic);
+        assert_eq!(serial, parallel);
+        assert_ne!(serial, cells);
     }
 
     #[test]

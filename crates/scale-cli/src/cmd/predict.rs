@@ -187,9 +187,13 @@ fn predict_from_controls(
         .collect();
     let pb = ctx.progress(requests.len() as u64, "predict");
     let started = std::time::Instant::now();
-    let preds = predictor.predict(&requests, &pools, seed)?;
+    // Output: predicted cells, then the control cells, as cell-eval expects; predictions are written
+    // straight into the output matrix.
+    let n_req: usize = requests.iter().map(|r| r.n_cells).sum();
+    let mut x = Vec::with_capacity((n_req + rows.len()) * g);
+    predictor.predict_into(&requests, &pools, seed, &mut x)?;
     pb.finish_and_clear();
-    let n_pred: usize = preds.iter().map(|p| p.len() / g).sum();
+    let n_pred = x.len() / g;
     tracing::info!(
         cells = n_pred,
         seconds = started.elapsed().as_secs_f64(),
@@ -197,18 +201,15 @@ fn predict_from_controls(
         "predicted"
     );
 
-    // Output: predicted cells, then the control cells, as cell-eval expects.
-    let mut x = Vec::with_capacity((n_pred + rows.len()) * g);
     let mut pert_lab = Vec::new();
     let mut ctx_lab = Vec::new();
     let mut names = Vec::new();
-    for (r, p) in requests.iter().zip(&preds) {
-        for k in 0..p.len() / g {
+    for r in &requests {
+        for k in 0..r.n_cells {
             names.push(format!("pred_{}_{}_{k}", r.pert, r.context));
             pert_lab.push(r.pert.clone());
             ctx_lab.push(r.context.clone());
         }
-        x.extend_from_slice(p);
     }
     x.extend_from_slice(&dense.data);
     for (k, &row) in rows.iter().enumerate() {
@@ -324,23 +325,23 @@ fn predict_store_split(
         .collect();
     let pb = ctx.progress(requests.len() as u64, "predict");
     let started = std::time::Instant::now();
-    let preds = predictor.predict(&requests, &pools, seed)?;
+    let mut px = Vec::new();
+    predictor.predict_into(&requests, &pools, seed, &mut px)?;
     pb.finish_and_clear();
     let secs = started.elapsed().as_secs_f64();
-    let n_pred: usize = preds.iter().map(|p| p.len() / g).sum();
+    let n_pred = px.len() / g;
     eprintln!(
         "predicted {n_pred} cells of {} groups in {secs:.2} s ({:.0} cells/s)",
         requests.len(),
         n_pred as f64 / secs.max(1e-9)
     );
 
-    let (mut px, mut rx) = (Vec::new(), Vec::new());
+    let mut rx = Vec::new();
     let (mut names_p, mut names_r, mut pert, mut ctxs) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for ((&t, r), p) in targets.iter().zip(&requests).zip(&preds) {
+    for (&t, r) in targets.iter().zip(&requests) {
         let rows = store.group_rows(t)?;
         let real_names = store.cell_names(rows.clone())?;
         rx.extend_from_slice(&store.read_rows_dense(rows)?.data);
-        px.extend_from_slice(p);
         for name in real_names {
             names_p.push(format!("pred_{name}"));
             names_r.push(name);
