@@ -374,11 +374,13 @@ impl RoundingStream {
             .zip(starts.par_iter().zip(draws.par_iter()))
             .for_each_init(Vec::new, |words, ((cell, &level), (&start, &n))| {
                 if how != CountRounding::Stochastic {
+                    // `Half` takes no draws
                     return round_to_counts(cell, level, how, &mut rand::rngs::mock::StepRng::new(0, 0));
                 }
-                if n == 0 {
-                    return;
+                if level.one <= 0.0 {
+                    return; // not made of counts: left alone
                 }
+                // (with no draws, values at or below 0 still become 0)
                 // The cell's draws in one go, then a loop without data-dependent branches (the
                 // coin flips mispredicted half the time, which made rounding a tenth of `predict`).
                 let mut rng = base.clone();
@@ -518,7 +520,7 @@ mod tests {
         let unit = (2.0f32).ln_1p();
         let mut levels: Vec<CountLevels> = (0..n).map(|_| CountLevels { one: unit, half: 0.4 }).collect();
         levels[5].one = 0.0; // a cell not made of counts: no draws
-        let cells: Vec<f32> = (0..n * g)
+        let mut cells: Vec<f32> = (0..n * g)
             .map(|_| {
                 if gen.gen::<f32>() < 0.3 {
                     0.0
@@ -527,6 +529,10 @@ mod tests {
                 }
             })
             .collect();
+        // a cell that takes no draws but has negative values (they become 0) and values above one count
+        for (k, v) in cells[7 * g..8 * g].iter_mut().enumerate() {
+            *v = if k % 2 == 0 { -0.05 } else { 1.5 * unit };
+        }
         let mut serial = cells.clone();
         let mut one = StdRng::seed_from_u64(99);
         for (cell, &level) in serial.chunks_exact_mut(g).zip(&levels) {
