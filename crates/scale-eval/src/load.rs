@@ -71,10 +71,9 @@ pub fn read_side(path: &Path, which: &str, pert_col: &str, celltype_col: Option<
     };
     let labels = col(pert_col)?;
     let celltypes = celltype_col.map(col).transpose()?;
+    // CSR rows come back with sorted column indices (the reader sorts them; DE and the energy
+    // distance rely on it)
     let mut x = r.read_x()?;
-    if let Matrix::Csr(m) = &mut x {
-        m.sort_indices();
-    }
     let space = ensure_log1p(&mut x, &format!("{which} ({})", path.display()))?;
     if let SpaceAction::Normalised { target_sum } = space {
         tracing::warn!(
