@@ -353,15 +353,17 @@ impl RoundingStream {
     /// Rounds the cells of `host` (`g` values each, cell `i` like control `levels[i]`).
     fn round_cells(&mut self, host: &mut [f32], g: usize, levels: &[CountLevels], how: CountRounding) {
         use rayon::prelude::*;
+        let cells = host.par_chunks_exact_mut(g).zip(levels.par_iter());
+        match how {
+            CountRounding::Off => return,
+            // takes no draws
+            CountRounding::Half => return cells.for_each(|(cell, &level)| round_half(cell, level)),
+            CountRounding::Stochastic => {}
+        }
         let draws: Vec<u128> = host
             .par_chunks_exact(g)
             .zip(levels.par_iter())
-            .map(|(cell, level)| match how {
-                CountRounding::Stochastic if level.one > 0.0 => {
-                    cell.iter().filter(|&&v| v > 0.0 && v < level.one).count() as u128
-                }
-                _ => 0,
-            })
+            .map(|(cell, level)| cell.iter().filter(|&&v| v > 0.0 && v < level.one).count() as u128)
             .collect();
         let mut starts = Vec::with_capacity(draws.len());
         for d in &draws {
@@ -373,12 +375,8 @@ impl RoundingStream {
             .zip(levels.par_iter())
             .zip(starts.par_iter().zip(draws.par_iter()))
             .for_each_init(Vec::new, |words, ((cell, &level), (&start, &n))| {
-                if how != CountRounding::Stochastic {
-                    // `Half` takes no draws
-                    return round_to_counts(cell, level, how, &mut rand::rngs::mock::StepRng::new(0, 0));
-                }
                 if level.one <= 0.0 {
-                    return; // not made of counts: left alone
+                    return; // not made of counts: left alone (and no draws counted)
                 }
                 // (with no draws, values at or below 0 still become 0)
                 // The cell's draws in one go, then a loop without data-dependent branches (the
@@ -416,14 +414,16 @@ fn stochastic_round_with(cell: &mut [f32], unit: f32, words: &[u32]) {
 }
 
 /// Puts the values of one predicted cell below one count on the count lattice (see
-/// [`CountRounding`]).
+/// [`CountRounding`]), drawing from `rng` one value at a time: the definition, against which the
+/// parallel [`RoundingStream`] is tested.
+#[cfg(test)]
 fn round_to_counts<R: Rng>(cell: &mut [f32], level: CountLevels, how: CountRounding, rng: &mut R) {
     if level.one <= 0.0 {
         return;
     }
     match how {
         CountRounding::Off => {}
-        CountRounding::Half => cell.iter_mut().filter(|v| **v < level.half).for_each(|v| *v = 0.0),
+        CountRounding::Half => round_half(cell, level),
         CountRounding::Stochastic => {
             let unit = level.one;
             for v in cell.iter_mut().filter(|v| **v < unit) {
@@ -434,6 +434,13 @@ fn round_to_counts<R: Rng>(cell: &mut [f32], level: CountLevels, how: CountRound
                 };
             }
         }
+    }
+}
+
+/// [`CountRounding::Half`] for one cell: values below half a count become 0.
+fn round_half(cell: &mut [f32], level: CountLevels) {
+    if level.one > 0.0 {
+        cell.iter_mut().filter(|v| **v < level.half).for_each(|v| *v = 0.0);
     }
 }
 
