@@ -57,6 +57,7 @@ fn ingest_mode(args: &[String]) -> Res<()> {
         context_col: Some(args[2].clone()),
         batch_col: Some(args[3].clone()),
         control: args[4].clone(),
+        dose_col: None,
     };
     let mut sources: Vec<Box<dyn CellSource>> = Vec::new();
     for (k, input) in args[5..].iter().enumerate() {

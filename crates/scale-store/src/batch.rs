@@ -19,6 +19,8 @@ pub struct SetBatch {
     pub context: Vec<u32>,
     /// Batch index (gem group, plate), [B].
     pub batch: Vec<u32>,
+    /// Dose of the perturbed set (0 for identity sets and stores without doses), [B].
+    pub dose: Vec<f32>,
 }
 
 impl SetBatch {
@@ -34,6 +36,7 @@ impl SetBatch {
             pert: vec![0; n_sets],
             context: vec![0; n_sets],
             batch: vec![0; n_sets],
+            dose: vec![0.0; n_sets],
         }
     }
 }

@@ -34,6 +34,17 @@ pub enum StoreError {
         row: usize,
         cell: String,
     },
+    #[error(
+        "{input}: obs[{column:?}] row {row} (cell `{cell}`): dose {value} is {problem}; doses must be numbers >= 0"
+    )]
+    BadDose {
+        input: String,
+        column: String,
+        row: usize,
+        cell: String,
+        value: String,
+        problem: String,
+    },
     #[error("duplicate cell name `{cell}` (in {first} and {second}); cell names must be unique across inputs")]
     DuplicateCell {
         cell: String,

@@ -52,6 +52,9 @@ pub struct GroupInfo {
     pub context: u32,
     pub pert: u32,
     pub batch: u32,
+    /// Dose of every cell of the group (0: untreated, a control, or a store without doses).
+    #[serde(default)]
+    pub dose: f32,
     /// First cell (row) of the group in the store.
     pub offset: u64,
     pub n_cells: u64,
@@ -90,6 +93,9 @@ pub struct Manifest {
     pub pert_col: String,
     pub context_col: Option<String>,
     pub batch_col: Option<String>,
+    /// obs column the doses came from (`None`: the store has no doses; every group's dose is 0).
+    #[serde(default)]
+    pub dose_col: Option<String>,
     pub control_label: String,
     /// Perturbation vocabulary (sorted, control included) with cell counts.
     pub perts: Vec<String>,
@@ -100,7 +106,7 @@ pub struct Manifest {
     /// Batch labels; qualified as `dataset/batch` when the store has several datasets.
     pub batches: Vec<String>,
     pub datasets: Vec<DatasetInfo>,
-    /// Sorted by (dataset, context, pert, batch); offsets increase.
+    /// Sorted by (dataset, context, pert, dose, batch); offsets increase.
     pub groups: Vec<GroupInfo>,
     pub checksums: Vec<Checksum>,
     /// Free-form notes from ingest (gene alignment, Tahoe sentinel tokens, ...).
@@ -147,4 +153,33 @@ mod space_serde {
 /// The manifest as pretty JSON (what `manifest.json` holds).
 pub fn to_json(m: &Manifest) -> Result<String, serde_json::Error> {
     serde_json::to_string_pretty(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Stores written before doses existed have no `dose_col` and no per-group `dose`: they open as
+    /// stores without doses (every group at dose 0).
+    #[test]
+    fn manifest_without_dose_fields_reads_as_dose_zero() {
+        let json = r#"{
+            "format_version": 1, "layout": "sparse", "n_cells": 3, "nnz": 0, "genes": ["g0"],
+            "space": "log1p", "normalization": {"target_sum": null, "log1p": false},
+            "pert_col": "gene", "context_col": null, "batch_col": null, "control_label": "ctrl",
+            "perts": ["A", "ctrl"], "pert_counts": [1, 2], "control_pert": 1, "contexts": ["d"],
+            "batches": ["all"], "datasets": [], "checksums": [], "notes": [],
+            "groups": [
+                {"dataset": 0, "context": 0, "pert": 0, "batch": 0, "offset": 0, "n_cells": 1},
+                {"dataset": 0, "context": 0, "pert": 1, "batch": 0, "offset": 1, "n_cells": 2}
+            ]
+        }"#;
+        let m: Manifest = serde_json::from_str(json).unwrap();
+        assert_eq!(m.dose_col, None);
+        assert!(m.groups.iter().all(|g| g.dose == 0.0));
+        // and a written manifest carries the dose of each group
+        let back: Manifest = serde_json::from_str(&to_json(&m).unwrap()).unwrap();
+        assert_eq!(back, m);
+        assert!(to_json(&m).unwrap().contains("\"dose\": 0.0"));
+    }
 }

@@ -277,6 +277,7 @@ impl Builder {
                 b.pert[i] = m_control;
                 b.context[i] = gi.context;
                 b.batch[i] = gi.batch;
+                b.dose[i] = 0.0;
                 identities += 1;
             } else {
                 let tg = plan.targets[slot];
@@ -289,6 +290,7 @@ impl Builder {
                 b.pert[i] = gi.pert;
                 b.context[i] = gi.context;
                 b.batch[i] = gi.batch;
+                b.dose[i] = gi.dose;
                 if *fallback {
                     fallbacks += 1;
                 }

@@ -18,6 +18,8 @@ pub struct Block {
     pub pert: Vec<u32>,
     pub context: Vec<u32>,
     pub batch: Vec<u32>,
+    /// Dose of each cell (0 without a dose column; control cells are always 0, the vehicle).
+    pub dose: Vec<f32>,
 }
 
 /// Label vocabularies of a source; codes in [`Block`] index these.
@@ -37,6 +39,9 @@ pub struct LabelSpec {
     pub context_col: Option<String>,
     /// `None`: one batch for the whole dataset.
     pub batch_col: Option<String>,
+    /// Numeric obs column with each cell's dose (a drug concentration); `None`: no doses (all 0).
+    /// Cells of one (context, perturbation, batch) at different doses become different groups.
+    pub dose_col: Option<String>,
 }
 
 impl Default for LabelSpec {
@@ -46,6 +51,7 @@ impl Default for LabelSpec {
             control: "non-targeting".into(),
             context_col: None,
             batch_col: None,
+            dose_col: None,
         }
     }
 }
@@ -108,7 +114,10 @@ struct ObsLabels {
     pert: Vec<u32>,
     context: Vec<u32>,
     batch: Vec<u32>,
+    dose: Vec<f32>,
     vocabs: Vocabs,
+    /// Control cells whose recorded dose was not 0 (stored as 0).
+    control_doses_zeroed: usize,
 }
 
 fn column<'a>(obs: &'a Frame, input: &str, col: &str, what: &str) -> Result<&'a Column, StoreError> {
@@ -156,6 +165,41 @@ fn encode(obs: &Frame, input: &str, col_name: &str, col: &Column) -> Result<(Vec
     }
 }
 
+/// Per-cell doses from a numeric column (or text holding numbers). Missing, non-finite or negative
+/// doses are errors naming the cell; -0 is stored as 0 so equal doses form one group.
+fn decode_doses(obs: &Frame, input: &str, col_name: &str, col: &Column) -> Result<Vec<f32>, StoreError> {
+    let bad = |row: usize, value: String, problem: &str| StoreError::BadDose {
+        input: input.to_string(),
+        column: col_name.to_string(),
+        row,
+        cell: obs.index.get(row).cloned().unwrap_or_default(),
+        value,
+        problem: problem.to_string(),
+    };
+    let mut out = Vec::with_capacity(col.len());
+    for row in 0..col.len() {
+        let v: f64 = match col {
+            Column::Float(v) => v[row],
+            Column::Int(v) => v[row] as f64,
+            Column::Bool(_) => return Err(bad(row, "a boolean".into(), "expected a number")),
+            _ => {
+                let text = col.get_str(row).ok_or_else(|| bad(row, "missing".into(), "no value"))?;
+                text.trim()
+                    .parse::<f64>()
+                    .map_err(|_| bad(row, format!("{text:?}"), "not a number"))?
+            }
+        };
+        if !v.is_finite() {
+            return Err(bad(row, v.to_string(), "not finite (a missing dose?)"));
+        }
+        if v < 0.0 {
+            return Err(bad(row, v.to_string(), "negative"));
+        }
+        out.push(v as f32 + 0.0);
+    }
+    Ok(out)
+}
+
 impl ObsLabels {
     fn from_frame(obs: &Frame, input: &str, dataset: &str, spec: &LabelSpec) -> Result<Self, StoreError> {
         let n = obs.len();
@@ -169,10 +213,27 @@ impl ObsLabels {
             Some(c) => encode(obs, input, c, column(obs, input, c, "batch, --batch-col")?)?,
             None => (vec![0; n], vec!["all".to_string()]),
         };
+        let mut dose = match &spec.dose_col {
+            Some(c) => decode_doses(obs, input, c, column(obs, input, c, "dose, --dose-col")?)?,
+            None => vec![0.0; n],
+        };
+        // The control cells are the model's input, not a treatment: their dose (a vehicle volume, or
+        // the dose column's filler) is not a condition, so controls of a context stay one group.
+        let mut control_doses_zeroed = 0;
+        if let Some(ci) = pert_vocab.iter().position(|p| *p == spec.control) {
+            for (d, &p) in dose.iter_mut().zip(&pert) {
+                if p as usize == ci && *d != 0.0 {
+                    *d = 0.0;
+                    control_doses_zeroed += 1;
+                }
+            }
+        }
         Ok(Self {
             pert,
             context,
             batch,
+            dose,
+            control_doses_zeroed,
             vocabs: Vocabs {
                 pert: pert_vocab,
                 context: context_vocab,
@@ -181,12 +242,23 @@ impl ObsLabels {
         })
     }
 
-    fn block(&self, rows: Range<usize>) -> (Vec<u32>, Vec<u32>, Vec<u32>) {
+    fn block(&self, rows: Range<usize>) -> (Vec<u32>, Vec<u32>, Vec<u32>, Vec<f32>) {
         (
             self.pert[rows.clone()].to_vec(),
             self.context[rows.clone()].to_vec(),
-            self.batch[rows].to_vec(),
+            self.batch[rows.clone()].to_vec(),
+            self.dose[rows].to_vec(),
         )
+    }
+
+    fn notes(&self, input: &str, spec: &LabelSpec) -> Vec<String> {
+        match &spec.dose_col {
+            Some(c) if self.control_doses_zeroed > 0 => vec![format!(
+                "{input}: {} control cells had a non-zero `{c}`; controls are stored with dose 0",
+                self.control_doses_zeroed
+            )],
+            _ => Vec::new(),
+        }
     }
 }
 
@@ -255,7 +327,7 @@ impl H5adSource {
         let obs = reader.read_obs()?;
         let var = reader.read_var()?;
         let labels = ObsLabels::from_frame(&obs, &input, dataset, &spec)?;
-        let mut notes = Vec::new();
+        let mut notes = labels.notes(&input, &spec);
         let genes = match &value {
             ValueSource::X => var.index.clone(),
             ValueSource::Layer(name) => {
@@ -334,13 +406,14 @@ impl CellSource for H5adSource {
             ValueSource::Layer(name) => self.reader.read_layer_rows(name, rows.clone())?,
             ValueSource::Obsm(key) => Matrix::Dense(self.reader.read_obsm_rows(key, rows.clone())?),
         };
-        let (pert, context, batch) = self.labels.block(rows.clone());
+        let (pert, context, batch, dose) = self.labels.block(rows.clone());
         Ok(Some(Block {
             rows: m,
             cell_names: self.obs_names[rows].to_vec(),
             pert,
             context,
             batch,
+            dose,
         }))
     }
     fn vocabs(&self) -> Vocabs {
@@ -445,16 +518,20 @@ impl CellSource for MemorySource {
                 None => return Err(StoreError::Empty(format!("obsm `{key}` vanished"))),
             },
         };
-        let (pert, context, batch) = self.labels.block(range.clone());
+        let (pert, context, batch, dose) = self.labels.block(range.clone());
         Ok(Some(Block {
             rows: m,
             cell_names: self.adata.obs.index[range].to_vec(),
             pert,
             context,
             batch,
+            dose,
         }))
     }
     fn vocabs(&self) -> Vocabs {
         self.labels.vocabs.clone()
+    }
+    fn notes(&self) -> Vec<String> {
+        self.labels.notes(&format!("<memory:{}>", self.dataset), &self.spec)
     }
 }

@@ -61,6 +61,10 @@ pub struct Holdout {
     pub val_contexts: Vec<String>,
     pub test_perts: Vec<String>,
     pub val_perts: Vec<String>,
+    /// Single doses held out everywhere, as `PERTURBATION@DOSE` (dose as written in the store's dose
+    /// column, compared as float32): the other doses of that perturbation stay in training, so the
+    /// model is tested on a dose it never saw.
+    pub test_doses: Vec<String>,
     /// Fractions of the remaining (non-control) perturbations held out everywhere, drawn with `seed`.
     pub test_fraction: f64,
     pub val_fraction: f64,
@@ -311,6 +315,30 @@ impl Split {
                 }
             }
         }
+        let mut dose_part: HashMap<(u32, u32), Part> = HashMap::new();
+        for spec in &h.test_doses {
+            let (p, d) = spec.rsplit_once('@').ok_or_else(|| StoreError::Split {
+                source_name: source.into(),
+                message: format!("held-out dose `{spec}`: expected PERTURBATION@DOSE"),
+            })?;
+            let pi = m.pert_index(p).ok_or_else(|| unknown("perturbation", p, &m.perts))?;
+            let dose: f32 = d.trim().parse().map_err(|_| StoreError::Split {
+                source_name: source.into(),
+                message: format!("held-out dose `{spec}`: `{d}` is not a number"),
+            })?;
+            let mut known: Vec<f32> = m.groups.iter().filter(|g| g.pert == pi).map(|g| g.dose).collect();
+            known.sort_by(f32::total_cmp);
+            known.dedup();
+            if !known.contains(&dose) {
+                return Err(StoreError::Split {
+                    source_name: source.into(),
+                    message: format!(
+                        "held-out dose `{spec}`: `{p}` has no cells at dose {dose} (its doses: {known:?})"
+                    ),
+                });
+            }
+            dose_part.insert((pi, dose.to_bits()), Part::Test);
+        }
         if h.test_fraction > 0.0 || h.val_fraction > 0.0 {
             let mut rest: Vec<u32> = (0..m.perts.len() as u32)
                 .filter(|&p| p != m.control_pert && !pert_part.contains_key(&p))
@@ -334,6 +362,9 @@ impl Split {
             }
             if gi.pert == control {
                 return Some(Part::Train);
+            }
+            if let Some(&p) = dose_part.get(&(gi.pert, gi.dose.to_bits())) {
+                return Some(p);
             }
             Some(pert_part.get(&gi.pert).copied().unwrap_or(Part::Train))
         });
@@ -364,24 +395,29 @@ impl Split {
         s
     }
 
-    /// Refuses a (context, perturbation) held out in val/test that also appears in train, and an empty
-    /// training set.
+    /// Refuses a (context, perturbation, dose) held out in val/test that also appears in train, and an
+    /// empty training set.
     pub fn check(&self, store: &Store) -> Result<(), StoreError> {
         let m = store.manifest();
-        let train: HashSet<(u32, u32)> = self
+        let train: HashSet<(u32, u32, u32)> = self
             .train
             .iter()
-            .map(|&g| (m.groups[g].context, m.groups[g].pert))
+            .map(|&g| (m.groups[g].context, m.groups[g].pert, m.groups[g].dose.to_bits()))
             .filter(|k| k.1 != m.control_pert)
             .collect();
         for (part, list) in [(Part::Val, &self.val), (Part::Test, &self.test)] {
             for &g in list {
                 let gi = &m.groups[g];
-                if gi.pert != m.control_pert && train.contains(&(gi.context, gi.pert)) {
+                if gi.pert != m.control_pert && train.contains(&(gi.context, gi.pert, gi.dose.to_bits())) {
+                    let name = &m.perts[gi.pert as usize];
                     return Err(StoreError::Leak {
                         source_name: self.source.clone(),
                         context: m.contexts[gi.context as usize].clone(),
-                        pert: m.perts[gi.pert as usize].clone(),
+                        pert: if gi.dose != 0.0 {
+                            format!("{name}@{}", gi.dose)
+                        } else {
+                            name.clone()
+                        },
                         part: part.as_str().into(),
                     });
                 }

@@ -214,6 +214,9 @@ impl Store {
             {
                 return Err(bad(format!("group {g} has a label index out of range")));
             }
+            if !(gi.dose.is_finite() && gi.dose >= 0.0) {
+                return Err(bad(format!("group {g} has dose {}; expected a number >= 0", gi.dose)));
+            }
             offset += gi.n_cells;
         }
         if offset != m.n_cells {

@@ -253,6 +253,8 @@ impl TahoeSource {
                 control: String::new(), // resolved once the control's label is known
                 context_col: Some("cell_line_id".into()),
                 batch_col: Some("plate".into()),
+                // The dose is part of `drugname_drugconc`, so each (drug, dose) is its own label.
+                dose_col: None,
             },
             genes,
             token_col,
@@ -447,12 +449,14 @@ impl CellSource for TahoeSource {
         if names.is_empty() {
             return Ok(None);
         }
+        let dose = vec![0.0; names.len()];
         Ok(Some(Block {
             rows: Matrix::Csr(m),
             cell_names: names,
             pert,
             context,
             batch,
+            dose,
         }))
     }
     fn vocabs(&self) -> Vocabs {

@@ -42,6 +42,9 @@ impl GeneMode {
     }
 }
 
+/// (source, context, perturbation, dose bits, batch): cells sharing a key form one group.
+type GroupKey = (u32, u32, u32, u32, u32);
+
 #[derive(Debug, Clone)]
 pub struct IngestOptions {
     pub genes: GeneMode,
@@ -363,6 +366,7 @@ pub fn ingest(
     let mut cell_pert: Vec<u32> = Vec::new();
     let mut cell_ctx: Vec<u32> = Vec::new();
     let mut cell_batch: Vec<u32> = Vec::new();
+    let mut cell_dose: Vec<f32> = Vec::new();
     let mut cell_names: Vec<String> = Vec::new();
     let mut acc = SpaceAcc::new();
     let mut datasets = Vec::new();
@@ -380,7 +384,11 @@ pub fn ingest(
         let mut n_src: u64 = 0;
         while let Some(block) = src.next_block()? {
             let n = block.rows.n_rows();
-            if block.pert.len() != n || block.cell_names.len() != n || block.rows.n_cols() != map.len() {
+            if block.pert.len() != n
+                || block.dose.len() != n
+                || block.cell_names.len() != n
+                || block.rows.n_cols() != map.len()
+            {
                 return Err(StoreError::BadInput {
                     input: input.clone(),
                     message: format!(
@@ -478,6 +486,7 @@ pub fn ingest(
             cell_pert.extend_from_slice(&block.pert);
             cell_ctx.extend_from_slice(&block.context);
             cell_batch.extend_from_slice(&block.batch);
+            cell_dose.extend_from_slice(&block.dose);
             cell_src.extend(std::iter::repeat_n(si as u16, n));
             cell_names.extend(block.cell_names);
             n_src += n as u64;
@@ -570,17 +579,19 @@ pub fn ingest(
         label: control.clone(),
         seen: preview(&perts, 12),
     })?;
-    let key_of = |i: usize| -> (u32, u32, u32, u32) {
+    // Doses are finite and >= 0 (checked by the sources), so their bit patterns order as the values.
+    let key_of = |i: usize| -> GroupKey {
         let s = cell_src[i] as usize;
         let r = &remap[s];
         (
             s as u32,
             r[1][cell_ctx[i] as usize],
             r[0][cell_pert[i] as usize],
+            cell_dose[i].to_bits(),
             r[2][cell_batch[i] as usize],
         )
     };
-    let mut counts: BTreeMap<(u32, u32, u32, u32), u64> = BTreeMap::new();
+    let mut counts: BTreeMap<GroupKey, u64> = BTreeMap::new();
     for i in 0..n_cells {
         *counts.entry(key_of(i)).or_insert(0) += 1;
     }
@@ -600,7 +611,7 @@ pub fn ingest(
         }
     }
     let mut groups = Vec::with_capacity(counts.len());
-    let mut gid: HashMap<(u32, u32, u32, u32), u32> = HashMap::with_capacity(counts.len());
+    let mut gid: HashMap<GroupKey, u32> = HashMap::with_capacity(counts.len());
     let mut offset = 0u64;
     let mut pert_counts = vec![0u64; perts.len()];
     for (g, (k, &n)) in counts.iter().enumerate() {
@@ -608,7 +619,8 @@ pub fn ingest(
             dataset: k.0,
             context: k.1,
             pert: k.2,
-            batch: k.3,
+            dose: f32::from_bits(k.3),
+            batch: k.4,
             offset,
             n_cells: n,
         });
@@ -628,6 +640,7 @@ pub fn ingest(
     drop(cell_pert);
     drop(cell_ctx);
     drop(cell_batch);
+    drop(cell_dose);
     check_unique_names(&cell_names, &cell_src, &datasets)?;
 
     // ---- pass 2: group-ordered arrays ----
@@ -704,6 +717,7 @@ pub fn ingest(
         pert_col: first.pert_col.clone(),
         context_col: first.context_col.clone(),
         batch_col: first.batch_col.clone(),
+        dose_col: sources.iter().find_map(|s| s.labels().dose_col.clone()),
         control_label: control,
         perts,
         pert_counts,

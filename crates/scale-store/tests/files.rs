@@ -20,6 +20,7 @@ fn spec() -> LabelSpec {
         control: "non-targeting".into(),
         context_col: Some("cell_type".into()),
         batch_col: Some("gem_group".into()),
+        dose_col: None,
     }
 }
 

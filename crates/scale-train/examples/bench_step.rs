@@ -68,6 +68,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         pert_col: "target_gene".into(),
         context_col: "cell_type".into(),
         batch_col: None,
+        dose_col: None,
         pert_encoding: scale_model::PertEncoding::OneHot,
         pert_components: vec![],
         pert_features_file: None,
@@ -116,6 +117,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             pert: format!("P{}", i % n_perts + 1),
             context: format!("c{}", i % 2),
             batch: None,
+            dose: None,
             n_cells: 256,
         })
         .collect();

@@ -31,6 +31,9 @@ pub struct DataContract {
     /// obs column holding the batch, if the data has one.
     #[serde(default)]
     pub batch_col: Option<String>,
+    /// obs column holding the dose, if the data has doses (written in predictions).
+    #[serde(default)]
+    pub dose_col: Option<String>,
     /// How perturbations are encoded.
     pub pert_encoding: PertEncoding,
     /// One-hot vocabulary of single perturbations (empty with a feature table).

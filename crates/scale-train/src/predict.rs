@@ -21,6 +21,9 @@ pub struct PredictRequest {
     pub context: String,
     /// Batch name, required by models trained with a batch embedding.
     pub batch: Option<String>,
+    /// Dose (in the units of the training data's dose column), required by models trained with a
+    /// dose embedding and refused by the others (it would be ignored).
+    pub dose: Option<f32>,
     /// Cells to predict.
     pub n_cells: usize,
 }
@@ -118,6 +121,11 @@ impl Predictor {
         self.cfg.data.set_size
     }
 
+    /// Whether the model was trained with a dose embedding (requests then need a dose).
+    pub fn uses_dose(&self) -> bool {
+        self.tcfg.model.use_dose
+    }
+
     /// Euler steps used.
     pub fn euler_steps(&self) -> usize {
         self.cfg.transport.inference_steps()
@@ -166,6 +174,7 @@ impl Predictor {
             pert: Vec<f32>,
             context: i64,
             batch: i64,
+            dose: f32,
         }
         let mut jobs = Vec::new();
         for (ri, r) in requests.iter().enumerate() {
@@ -187,6 +196,28 @@ impl Predictor {
                 } else {
                     0
                 };
+            let dose = match (r.dose, self.tcfg.model.use_dose) {
+                (Some(d), true) if d.is_finite() && d >= 0.0 => d,
+                (Some(d), true) => {
+                    return Err(TrainError::Contract(format!(
+                        "request {:?} in {:?}: dose {d} is not a number >= 0",
+                        r.pert, r.context
+                    )))
+                }
+                (None, true) => {
+                    return Err(TrainError::Contract(format!(
+                        "the run was trained with doses; request {:?} in {:?} names no dose",
+                        r.pert, r.context
+                    )))
+                }
+                (Some(d), false) => {
+                    return Err(TrainError::Contract(format!(
+                        "request {:?} in {:?} names dose {d}, but the run has no dose embedding (it would be ignored)",
+                        r.pert, r.context
+                    )))
+                }
+                (None, false) => 0.0,
+            };
             let pool = pools
                 .iter()
                 .position(|c| c.context == r.context && (c.batch.is_none() || c.batch == r.batch))
@@ -204,6 +235,7 @@ impl Predictor {
                     pert: pert.clone(),
                     context,
                     batch,
+                    dose,
                 });
             }
         }
@@ -254,13 +286,11 @@ impl Predictor {
                     .model
                     .use_batch
                     .then(|| ints(chunk.iter().map(|j| j.batch).collect())),
-                dose: None,
+                dose: self.tcfg.model.use_dose.then(|| {
+                    let doses: Vec<f32> = chunk.iter().map(|j| j.dose).collect();
+                    Tensor::<1>::from_data(TensorData::new(doses, [b]), &self.device)
+                }),
             };
-            if self.tcfg.model.use_dose {
-                return Err(TrainError::Contract(
-                    "the run uses doses; dose-aware prediction is not supported yet".into(),
-                ));
-            }
             let z0 = Tensor::<3>::from_data(TensorData::new(z0, [b, s, g]), &self.device);
             let pred = transport_sets(&self.model, z0, &cond, steps)?;
             let mut host: Vec<f32> = pred

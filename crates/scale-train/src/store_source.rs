@@ -102,6 +102,7 @@ impl DataContract {
             pert_col: m.pert_col.clone(),
             context_col: m.context_col.clone().unwrap_or_else(|| "cell_type".to_string()),
             batch_col: m.batch_col.clone(),
+            dose_col: m.dose_col.clone(),
             pert_encoding: scale_model::PertEncoding::OneHot,
             pert_components: Vec::new(),
             pert_features_file: None,
@@ -132,6 +133,9 @@ pub enum SplitSpec {
         /// Perturbations held out for validation.
         #[serde(default)]
         val_perts: Vec<String>,
+        /// Single doses held out for testing, `PERTURBATION@DOSE`.
+        #[serde(default)]
+        test_doses: Vec<String>,
         /// Fraction of perturbations held out for validation.
         #[serde(default)]
         val_fraction: f64,
@@ -156,6 +160,7 @@ impl SplitSpec {
                 test_perts,
                 val_contexts,
                 val_perts,
+                test_doses,
                 val_fraction,
                 seed,
             } => {
@@ -164,6 +169,7 @@ impl SplitSpec {
                     val_contexts: val_contexts.clone(),
                     test_perts: test_perts.clone(),
                     val_perts: val_perts.clone(),
+                    test_doses: test_doses.clone(),
                     test_fraction: 0.0,
                     val_fraction: *val_fraction,
                     seed: *seed,

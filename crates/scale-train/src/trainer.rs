@@ -163,6 +163,18 @@ impl Trainer {
                 run_dir.display()
             )));
         }
+        match (&contract.dose_col, cfg.model.use_dose) {
+            (None, true) => {
+                return Err(TrainError::Data(
+                    "model.use_dose is set but the store has no doses (ingest with --dose-col COLUMN)".into(),
+                ))
+            }
+            (Some(col), false) => tracing::warn!(
+                "the store has doses (obs `{col}`) but model.use_dose is off: sets at different doses of one \
+                 perturbation get the same condition"
+            ),
+            _ => {}
+        }
         std::fs::create_dir_all(run_dir).map_err(|e| TrainError::io(run_dir, e))?;
         contract.pert_encoding = encoder.encoding();
         match encoder {
@@ -347,14 +359,11 @@ impl Trainer {
             pert: Tensor::<2>::from_data(TensorData::new(pert, [b, p]), device),
             context: ints(&batch.context),
             batch: batch_idx,
-            // The store carries no dose yet; a dose model cannot be trained from it silently.
-            dose: if self.tcfg.model.use_dose {
-                return Err(TrainError::Data(
-                    "model.use_dose is set but batches carry no dose".into(),
-                ));
-            } else {
-                None
-            },
+            dose: self
+                .tcfg
+                .model
+                .use_dose
+                .then(|| Tensor::<1>::from_data(TensorData::new(batch.dose.clone(), [b]), device)),
         };
         Ok((z0, z1, cond))
     }

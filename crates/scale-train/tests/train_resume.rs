@@ -167,12 +167,14 @@ fn training_reduces_the_loss_and_the_run_predicts() {
             pert: "A".into(),
             context: "c0".into(),
             batch: None,
+            dose: None,
             n_cells: 13,
         },
         PredictRequest {
             pert: "A+B".into(),
             context: "c1".into(),
             batch: None,
+            dose: None,
             n_cells: 8,
         },
     ];
@@ -194,6 +196,7 @@ fn training_reduces_the_loss_and_the_run_predicts() {
         pert: "Z".into(),
         context: "c0".into(),
         batch: None,
+        dose: None,
         n_cells: 2,
     }];
     let e = pred.predict(&bad, &pools, 3).unwrap_err().to_string();

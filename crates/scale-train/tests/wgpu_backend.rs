@@ -129,6 +129,7 @@ fn wgpu_forward_and_training_agree_with_cpu() {
             pert: p.into(),
             context: c.into(),
             batch: None,
+            dose: None,
             n_cells: n,
         })
         .collect();

@@ -27,6 +27,10 @@ pub struct Args {
     /// obs column with the batch (gem group, plate).
     #[arg(long)]
     batch_col: Option<String>,
+    /// Numeric obs column with each cell's dose (drug screens): cells of one perturbation at
+    /// different doses become different groups, and models with `use_dose` condition on it.
+    #[arg(long)]
+    dose_col: Option<String>,
     /// Dataset name per input, in order (default: the file stem).
     #[arg(long = "dataset-name")]
     dataset_names: Vec<String>,
@@ -82,6 +86,7 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<()> {
         control: args.control.clone(),
         context_col: args.context_col.clone(),
         batch_col: args.batch_col.clone(),
+        dose_col: args.dose_col.clone(),
     };
     let mut sources: Vec<Box<dyn CellSource>> = Vec::new();
     for (k, path) in args.inputs.iter().enumerate() {

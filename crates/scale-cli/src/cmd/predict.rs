@@ -92,8 +92,8 @@ fn file_genes(adata: &AnnData, contract: &DataContract) -> Vec<String> {
     adata.var.index.clone()
 }
 
-/// Reads the request table: perturbation, context, n_cells.
-pub fn read_requests(path: &Path, contract: &DataContract) -> Result<Vec<PredictRequest>> {
+/// Reads the request table: perturbation, context, n_cells and, for runs trained with doses, dose.
+pub fn read_requests(path: &Path, contract: &DataContract, uses_dose: bool) -> Result<Vec<PredictRequest>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
@@ -117,10 +117,34 @@ pub fn read_requests(path: &Path, contract: &DataContract) -> Result<Vec<Predict
         let n_cells: usize = n
             .parse()
             .with_context(|| format!("{} line {}: n_cells {n:?}", path.display(), i + 1))?;
+        let dose = match (f.get(3).filter(|d| !d.is_empty()), uses_dose) {
+            (Some(d), true) => {
+                let v: f32 = d
+                    .parse()
+                    .with_context(|| format!("{} line {}: dose {d:?} is not a number", path.display(), i + 1))?;
+                if !(v.is_finite() && v >= 0.0) {
+                    bail!("{} line {}: dose {d:?} must be a number >= 0", path.display(), i + 1);
+                }
+                Some(v)
+            }
+            (None, true) => bail!(
+                "{} line {}: the run was trained with doses; give a 4th column `dose` \
+                 (perturbation<TAB>context<TAB>n_cells<TAB>dose)",
+                path.display(),
+                i + 1
+            ),
+            (Some(d), false) => bail!(
+                "{} line {}: dose {d:?} given, but the run has no dose embedding (model.use_dose is off)",
+                path.display(),
+                i + 1
+            ),
+            (None, false) => None,
+        };
         out.push(PredictRequest {
             pert: pert.into(),
             context: context.into(),
             batch: None,
+            dose,
             n_cells,
         });
     }
@@ -143,7 +167,7 @@ fn predict_from_controls(
     let src = controls.display().to_string();
     contract.check_genes(&file_genes(&adata, &contract), &src)?;
     contract.check_space(detect_space(&adata.x).as_str(), &src)?;
-    let requests = read_requests(perts, &contract)?;
+    let requests = read_requests(perts, &contract, predictor.uses_dose())?;
 
     // Control rows: those labelled with the control label if the file has the perturbation column.
     let rows: Vec<usize> = match adata.obs.column(&contract.pert_col) {
@@ -203,12 +227,17 @@ fn predict_from_controls(
 
     let mut pert_lab = Vec::new();
     let mut ctx_lab = Vec::new();
+    let mut doses = Vec::new();
     let mut names = Vec::new();
     for r in &requests {
         for k in 0..r.n_cells {
-            names.push(format!("pred_{}_{}_{k}", r.pert, r.context));
+            names.push(match r.dose {
+                Some(d) => format!("pred_{}@{d}_{}_{k}", r.pert, r.context),
+                None => format!("pred_{}_{}_{k}", r.pert, r.context),
+            });
             pert_lab.push(r.pert.clone());
             ctx_lab.push(r.context.clone());
+            doses.push(r.dose.unwrap_or(0.0));
         }
     }
     x.extend_from_slice(&dense.data);
@@ -216,8 +245,14 @@ fn predict_from_controls(
         names.push(adata.obs.index[row].clone());
         pert_lab.push(contract.control_pert.clone());
         ctx_lab.push(contexts[k].clone());
+        doses.push(0.0);
     }
-    let adata = build_adata(x, g, names, &contract, pert_lab, ctx_lab);
+    let labels = Labels {
+        pert: pert_lab,
+        context: ctx_lab,
+        dose: predictor.uses_dose().then_some(doses),
+    };
+    let adata = build_adata(x, g, names, &contract, labels);
     write_h5ad(out, &adata).with_context(|| format!("writing {}", out.display()))?;
     eprintln!(
         "wrote {} ({} predicted + {} control cells)",
@@ -228,19 +263,47 @@ fn predict_from_controls(
     Ok(())
 }
 
-/// An AnnData with dense X [n, G], the run's genes as var and the perturbation/context columns.
-pub fn build_adata(
-    x: Vec<f32>,
-    g: usize,
-    names: Vec<String>,
-    contract: &DataContract,
-    pert: Vec<String>,
-    context: Vec<String>,
-) -> AnnData {
+/// Per-cell obs labels of a written prediction.
+pub struct Labels {
+    pub pert: Vec<String>,
+    pub context: Vec<String>,
+    /// Doses, when the cells have them (runs and stores with doses).
+    pub dose: Option<Vec<f32>>,
+}
+
+/// obs column naming each (perturbation, dose) condition, written next to the dose column: the
+/// column to evaluate by (`scale eval --pert-col condition`), since one perturbation at several
+/// doses is several conditions.
+pub const CONDITION_COL: &str = "condition";
+
+/// The condition label of a perturbation at a dose: `PERT@DOSE` (dose in its shortest decimal form,
+/// as `--holdout-doses` takes it), the bare name at dose 0 (controls, non-drug perturbations).
+pub fn condition_label(pert: &str, dose: f32) -> String {
+    if dose == 0.0 {
+        pert.to_string()
+    } else {
+        format!("{pert}@{dose}")
+    }
+}
+
+/// An AnnData with dense X [n, G], the run's genes as var and the perturbation/context (and dose,
+/// condition) columns.
+pub fn build_adata(x: Vec<f32>, g: usize, names: Vec<String>, contract: &DataContract, labels: Labels) -> AnnData {
     let n = names.len();
     let mut obs = Frame::new(names);
-    obs.set_column(&contract.pert_col, Column::categorical_from_labels(&pert));
-    obs.set_column(&contract.context_col, Column::categorical_from_labels(&context));
+    if let Some(dose) = &labels.dose {
+        let cond: Vec<String> = labels
+            .pert
+            .iter()
+            .zip(dose)
+            .map(|(p, &d)| condition_label(p, d))
+            .collect();
+        obs.set_column(CONDITION_COL, Column::categorical_from_labels(&cond));
+        let col = contract.dose_col.as_deref().unwrap_or("dose");
+        obs.set_column(col, Column::Float(dose.iter().map(|&d| d as f64).collect()));
+    }
+    obs.set_column(&contract.pert_col, Column::categorical_from_labels(&labels.pert));
+    obs.set_column(&contract.context_col, Column::categorical_from_labels(&labels.context));
     let var = Frame::new(contract.genes.clone());
     AnnData::new(
         Matrix::Dense(DenseMatrix {
@@ -319,6 +382,7 @@ fn predict_store_split(
                 pert: m.perts[gi.pert as usize].clone(),
                 context: m.contexts[gi.context as usize].clone(),
                 batch: Some(m.batches[gi.batch as usize].clone()),
+                dose: predictor.uses_dose().then_some(gi.dose),
                 n_cells: gi.n_cells as usize,
             }
         })
@@ -338,6 +402,7 @@ fn predict_store_split(
 
     let mut rx = Vec::new();
     let (mut names_p, mut names_r, mut pert, mut ctxs) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut doses = Vec::new();
     for (&t, r) in targets.iter().zip(&requests) {
         let rows = store.group_rows(t)?;
         let real_names = store.cell_names(rows.clone())?;
@@ -347,6 +412,7 @@ fn predict_store_split(
             names_r.push(name);
             pert.push(r.pert.clone());
             ctxs.push(r.context.clone());
+            doses.push(m.groups[t].dose);
         }
     }
     for (c, rows) in &ctrl_rows {
@@ -358,17 +424,28 @@ fn predict_store_split(
             names_r.push(name);
             pert.push(contract.control_pert.clone());
             ctxs.push(m.contexts[*c as usize].clone());
+            doses.push(0.0);
         }
     }
+    // A store with doses keeps its (perturbation, dose) conditions apart in both files, whether or
+    // not the model used the doses.
+    let dose = m.dose_col.is_some().then_some(doses);
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let pred_path = out.join("pred.h5ad");
     let real_path = out.join("real.h5ad");
-    write_h5ad(
-        &pred_path,
-        &build_adata(px, g, names_p, &contract, pert.clone(), ctxs.clone()),
-    )
-    .with_context(|| format!("writing {}", pred_path.display()))?;
-    write_h5ad(&real_path, &build_adata(rx, g, names_r, &contract, pert, ctxs))
+    let pred_labels = Labels {
+        pert: pert.clone(),
+        context: ctxs.clone(),
+        dose: dose.clone(),
+    };
+    write_h5ad(&pred_path, &build_adata(px, g, names_p, &contract, pred_labels))
+        .with_context(|| format!("writing {}", pred_path.display()))?;
+    let real_labels = Labels {
+        pert,
+        context: ctxs,
+        dose,
+    };
+    write_h5ad(&real_path, &build_adata(rx, g, names_r, &contract, real_labels))
         .with_context(|| format!("writing {}", real_path.display()))?;
     eprintln!("wrote {} and {}", pred_path.display(), real_path.display());
     Ok(())

@@ -28,6 +28,9 @@ pub struct Args {
     /// Held-out test perturbations (comma-separated).
     #[arg(long, value_delimiter = ',')]
     test_perts: Vec<String>,
+    /// Held-out test doses, PERTURBATION@DOSE (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    test_doses: Vec<String>,
     /// Fraction of perturbations held out for test (seeded).
     #[arg(long, default_value_t = 0.0)]
     test_fraction: f64,
@@ -86,6 +89,13 @@ pub fn run(args: Args, _ctx: &Ctx) -> anyhow::Result<()> {
     println!("perturbations {} (excluding control)", m.perts.len() - 1);
     println!("contexts     {}: {}", m.contexts.len(), m.contexts.join(", "));
     println!("batches      {}", m.batches.len());
+    if let Some(col) = &m.dose_col {
+        let mut doses: Vec<f32> = m.groups.iter().map(|g| g.dose).collect();
+        doses.sort_by(f32::total_cmp);
+        doses.dedup();
+        let shown: Vec<String> = doses.iter().map(|d| d.to_string()).collect();
+        println!("doses        {} from `{col}`: {}", doses.len(), shown.join(", "));
+    }
     for d in &m.datasets {
         println!(
             "dataset      {}: {} cells from {} ({}), {} genes dropped, {} genes missing",
@@ -125,11 +135,12 @@ pub fn run(args: Args, _ctx: &Ctx) -> anyhow::Result<()> {
     );
     for &g in &order[..n_show] {
         let gi = &m.groups[g];
+        let pert = &m.perts[gi.pert as usize];
         println!(
             "{:>6}  {:<20} {:<28} {:<16} {:>10} {:>8}",
             g,
             m.contexts[gi.context as usize],
-            m.perts[gi.pert as usize],
+            super::predict::condition_label(pert, gi.dose),
             m.batches[gi.batch as usize],
             gi.offset,
             gi.n_cells
@@ -142,6 +153,7 @@ pub fn run(args: Args, _ctx: &Ctx) -> anyhow::Result<()> {
         Some(Split::from_toml(path, &store)?)
     } else if !args.test_contexts.is_empty()
         || !args.test_perts.is_empty()
+        || !args.test_doses.is_empty()
         || args.test_fraction > 0.0
         || args.val_fraction > 0.0
     {
@@ -150,6 +162,7 @@ pub fn run(args: Args, _ctx: &Ctx) -> anyhow::Result<()> {
             &Holdout {
                 test_contexts: args.test_contexts.clone(),
                 test_perts: args.test_perts.clone(),
+                test_doses: args.test_doses.clone(),
                 test_fraction: args.test_fraction,
                 val_fraction: args.val_fraction,
                 seed: args.seed,

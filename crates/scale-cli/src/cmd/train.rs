@@ -17,7 +17,7 @@ pub struct Args {
     #[arg(long)]
     pub store: PathBuf,
     /// STATE/cell-load split TOML.
-    #[arg(long, conflicts_with_all = ["holdout_context", "holdout_perts"])]
+    #[arg(long, conflicts_with_all = ["holdout_context", "holdout_perts", "holdout_doses"])]
     pub split: Option<PathBuf>,
     /// Hold out these contexts (comma-separated) for testing.
     #[arg(long, value_delimiter = ',')]
@@ -25,6 +25,10 @@ pub struct Args {
     /// Hold out these perturbations (comma-separated) for testing.
     #[arg(long, value_delimiter = ',')]
     pub holdout_perts: Vec<String>,
+    /// Hold out single doses, PERTURBATION@DOSE (comma-separated), for testing: the perturbation's
+    /// other doses stay in training.
+    #[arg(long, value_delimiter = ',')]
+    pub holdout_doses: Vec<String>,
     /// With a hold-out: fraction of the remaining perturbations used for validation.
     #[arg(long, default_value_t = 0.0)]
     pub val_fraction: f64,
@@ -66,6 +70,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
             || args.split.is_some()
             || !args.holdout_context.is_empty()
             || !args.holdout_perts.is_empty()
+            || !args.holdout_doses.is_empty()
         {
             tracing::warn!("--resume uses the run's saved config and split; --config/--split/--holdout-* are ignored");
         }
@@ -190,14 +195,15 @@ fn split_spec(args: &Args) -> Result<SplitSpec> {
             text,
         });
     }
-    if args.holdout_context.is_empty() && args.holdout_perts.is_empty() {
-        bail!("give a split: --split SPLIT.toml, --holdout-context C or --holdout-perts P1,P2");
+    if args.holdout_context.is_empty() && args.holdout_perts.is_empty() && args.holdout_doses.is_empty() {
+        bail!("give a split: --split SPLIT.toml, --holdout-context C, --holdout-perts P1,P2 or --holdout-doses P@D");
     }
     Ok(SplitSpec::Holdout {
         test_contexts: args.holdout_context.clone(),
         test_perts: args.holdout_perts.clone(),
         val_contexts: vec![],
         val_perts: vec![],
+        test_doses: args.holdout_doses.clone(),
         val_fraction: args.val_fraction,
         seed: 0,
     })

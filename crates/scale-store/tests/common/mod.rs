@@ -36,6 +36,7 @@ pub fn spec() -> LabelSpec {
         control: "non-targeting".into(),
         context_col: Some("cell_type".into()),
         batch_col: Some("gem_group".into()),
+        dose_col: None,
     }
 }
 

@@ -52,6 +52,7 @@ pub fn data(seed: u64) -> (DataContract, Vec<MemGroup>, Vec<Vec<f32>>) {
         pert_col: "target_gene".into(),
         context_col: "cell_type".into(),
         batch_col: None,
+        dose_col: None,
         pert_encoding: scale_model::PertEncoding::OneHot,
         pert_components: vec![],
         pert_features_file: None,
