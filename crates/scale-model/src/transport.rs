@@ -55,9 +55,14 @@ pub struct ModelConfig {
     /// Learn a batch (gem group, plate) embedding. Prediction then needs the batch of each set.
     #[serde(default)]
     pub use_batch: bool,
-    /// Embed a per-set dose (log1p of the dose value).
+    /// Embed a per-set dose: `log1p(dose * dose_scale)`, as smooth (low-frequency) sinusoidal features
+    /// and an MLP, so a dose between two trained doses gets an embedding between theirs.
     #[serde(default)]
     pub use_dose: bool,
+    /// Factor on doses before `log1p`: choose it so that the smallest non-zero dose is about 1 or more
+    /// (1000 for µM doses of 0.01-10, which then read as nM); otherwise low doses all sit near 0.
+    #[serde(default = "default_dose_scale")]
+    pub dose_scale: f32,
     /// RMSNorm epsilon.
     #[serde(default = "default_norm_eps")]
     pub norm_eps: f64,
@@ -71,6 +76,9 @@ fn default_two() -> usize {
 }
 fn default_freqs() -> usize {
     32
+}
+fn default_dose_scale() -> f32 {
+    1.0
 }
 fn default_norm_eps() -> f64 {
     1e-6
@@ -155,6 +163,9 @@ impl ModelConfig {
         if self.time_freqs == 0 {
             return Err(bad("model.time_freqs", "at least 1"));
         }
+        if !(self.dose_scale.is_finite() && self.dose_scale > 0.0) {
+            return Err(bad("model.dose_scale", "a number > 0"));
+        }
         if self.norm_eps <= 0.0 {
             return Err(bad("model.norm_eps", "a positive epsilon"));
         }
@@ -228,10 +239,11 @@ impl TransportConfig {
                     .with_initializer(embed_init)
                     .init(device)
             }),
-            time_embedding: ScalarEmbedding::init(m.time_freqs, m.hidden, device),
+            time_embedding: ScalarEmbedding::init(m.time_freqs, TIME_FREQS, m.hidden, device),
             dose_embedding: m
                 .use_dose
-                .then(|| ScalarEmbedding::init(m.time_freqs, m.hidden, device)),
+                .then(|| ScalarEmbedding::init(m.time_freqs, DOSE_FREQS, m.hidden, device)),
+            dose_scale: m.dose_scale,
             blocks: (0..m.n_layers).map(|_| Block::init(m, device)).collect(),
             final_norm: RmsNormConfig::new(m.hidden).with_epsilon(m.norm_eps).init(device),
             // Zero-initialised last layer: the untrained model is the identity map z1_hat = z_t, a sane
@@ -274,6 +286,7 @@ pub struct TransportModel {
     batch_embedding: Option<Embedding>,
     time_embedding: ScalarEmbedding,
     dose_embedding: Option<ScalarEmbedding>,
+    dose_scale: f32,
     blocks: Vec<Block>,
     final_norm: RmsNorm,
     decoder: Mlp,
@@ -323,7 +336,7 @@ impl TransportModel {
         if let Some(emb) = &self.dose_embedding {
             let dose = input.dose.clone().ok_or(ModelError::MissingInput("dose"))?;
             check("dose", dose.dims()[0])?;
-            cond = cond + emb.forward(dose.add_scalar(1.0).log());
+            cond = cond + emb.forward(dose.mul_scalar(self.dose_scale).add_scalar(1.0).log());
         }
         Ok(cond)
     }
@@ -439,20 +452,40 @@ impl Mlp {
     }
 }
 
+/// Highest frequency of a scalar embedding's sinusoidal features, and its ratio to the lowest.
+#[derive(Debug, Clone, Copy)]
+struct FreqRange {
+    max: f32,
+    ratio: f32,
+}
+
+/// Path time t in [0, 1]: 1000 down to 0.1, the range a diffusion timestep in [0, 1000] would span.
+const TIME_FREQS: FreqRange = FreqRange {
+    max: 1000.0,
+    ratio: 10000.0,
+};
+/// log1p(scaled dose), about 0-12: 1 down to 1/64, so every feature is smooth across neighbouring
+/// doses and an unseen dose interpolates (high frequencies would hash each dose to its own vector).
+const DOSE_FREQS: FreqRange = FreqRange { max: 1.0, ratio: 64.0 };
+
 /// Scalar (t or dose) -> sinusoidal features -> 2-layer MLP.
 #[derive(Module, Debug)]
 struct ScalarEmbedding {
     fc1: Linear,
     fc2: Linear,
     n_freqs: usize,
+    max_freq: f32,
+    freq_ratio: f32,
 }
 
 impl ScalarEmbedding {
-    fn init(n_freqs: usize, d: usize, device: &Device) -> Self {
+    fn init(n_freqs: usize, range: FreqRange, d: usize, device: &Device) -> Self {
         Self {
             fc1: LinearConfig::new(2 * n_freqs, d).init(device),
             fc2: LinearConfig::new(d, d).init(device),
             n_freqs,
+            max_freq: range.max,
+            freq_ratio: range.ratio,
         }
     }
 
@@ -460,10 +493,9 @@ impl ScalarEmbedding {
     fn forward(&self, t: Tensor<1>) -> Tensor<2> {
         let [b] = t.dims();
         let device = t.device();
-        // Frequencies 1000 * 10000^(-k/n): t in [0, 1] spans the range a diffusion timestep in
-        // [0, 1000] would.
+        // Geometric from max_freq down by freq_ratio (the last one stops a step short of it).
         let freqs: Vec<f32> = (0..self.n_freqs)
-            .map(|k| 1000.0 * (-(10000f32.ln()) * k as f32 / self.n_freqs as f32).exp())
+            .map(|k| self.max_freq * (-(self.freq_ratio.ln()) * k as f32 / self.n_freqs as f32).exp())
             .collect();
         let freqs = Tensor::<2>::from_data(TensorData::new(freqs, [1, self.n_freqs]), &device);
         let angles = t.reshape([b, 1]) * freqs; // [B, n]

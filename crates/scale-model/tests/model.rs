@@ -43,6 +43,10 @@ fn input(z: Tensor<3>, dev: &Device) -> TransportInput {
 
 /// A model whose decoder is not zero (the fresh model is the identity map by construction).
 fn trained_like(dev: &Device) -> scale_model::TransportModel {
+    jittered(config(), dev)
+}
+
+fn jittered(cfg: TransportConfig, dev: &Device) -> scale_model::TransportModel {
     use scale_model::burn::module::{Module, ModuleMapper, Param};
     struct Jitter;
     impl ModuleMapper for Jitter {
@@ -55,7 +59,7 @@ fn trained_like(dev: &Device) -> scale_model::TransportModel {
         }
     }
     dev.seed(3);
-    config().init(dev).unwrap().map(&mut Jitter).with_named_ids()
+    cfg.init(dev).unwrap().map(&mut Jitter).with_named_ids()
 }
 
 #[test]
@@ -198,4 +202,35 @@ fn weights_round_trip_and_reject_mismatched_configs() {
     other.model.n_layers = 1;
     let e = weights::load(other.init(&dev).unwrap(), &path).unwrap_err().to_string();
     assert!(e.contains("m.safetensors"), "{e}");
+}
+
+/// The dose embedding is smooth in log dose: a 5% dose change moves the output far less than going from
+/// 0.1 to 10 does, so an unseen dose between two trained ones gets a condition between theirs (the
+/// diffusion-time frequencies used before hashed every dose to an unrelated vector).
+#[test]
+fn dose_embedding_is_smooth_in_log_dose() {
+    let dev = Device::default();
+    let mut cfg = config();
+    cfg.model.use_dose = true;
+    cfg.model.dose_scale = 1000.0;
+    let model = jittered(cfg, &dev);
+    let z = Tensor::<3>::random([2, 4, G], Distribution::Uniform(0.0, 2.0), &dev);
+    let at = |d: f32| {
+        let mut inp = input(z.clone(), &dev);
+        inp.dose = Some(Tensor::from_data(TensorData::new(vec![d, d], [2]), &dev));
+        vec_of(model.forward(inp).unwrap())
+    };
+    let dist = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum::<f32>().sqrt();
+    let span = dist(&at(0.1), &at(10.0));
+    let step = dist(&at(1.0), &at(1.05));
+    assert!(span > 1e-3, "dose has no effect: {span}");
+    assert!(
+        step < 0.1 * span,
+        "5% dose step moved the output {step}, 0.1 -> 10 moved it {span}"
+    );
+    let err = model
+        .forward(input(z, &dev))
+        .err()
+        .expect("a dose model ran without doses");
+    assert!(err.to_string().contains("dose"), "{err}");
 }
