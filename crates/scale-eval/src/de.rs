@@ -165,33 +165,38 @@ fn order_key(v: f32) -> u32 {
     }
 }
 
-/// Sorts by the high 32 bits (least-significant-digit radix, 8 bits per pass, passes where every
-/// element shares the byte skipped). The order among equal high halves is not needed by the sweep,
-/// which aggregates each tie block.
+/// Sorts by the high 32 bits (least-significant-digit radix, 8 bits per pass, the four digit histograms
+/// counted in one read, passes where every element shares the digit skipped). The order among equal
+/// high halves is not needed by the sweep, which aggregates each tie block.
 fn radix_sort_by_high_u32(v: &mut Vec<u64>, scratch: &mut Vec<u64>) {
     if v.len() <= 64 {
         v.sort_unstable();
         return;
     }
+    let mut count = [[0u32; 256]; 4];
+    for &x in v.iter() {
+        let h = (x >> 32) as u32;
+        count[0][(h & 0xff) as usize] += 1;
+        count[1][((h >> 8) & 0xff) as usize] += 1;
+        count[2][((h >> 16) & 0xff) as usize] += 1;
+        count[3][(h >> 24) as usize] += 1;
+    }
     scratch.clear();
     scratch.resize(v.len(), 0);
-    for shift in [32u32, 40, 48, 56] {
-        let mut count = [0usize; 256];
-        for &x in v.iter() {
-            count[((x >> shift) & 0xff) as usize] += 1;
-        }
-        if count.contains(&v.len()) {
+    for (d, count) in count.iter_mut().enumerate() {
+        if count.contains(&(v.len() as u32)) {
             continue;
         }
-        let mut at = 0;
+        let mut at = 0u32;
         for c in count.iter_mut() {
             let n = *c;
             *c = at;
             at += n;
         }
+        let shift = 32 + 8 * d as u32;
         for &x in v.iter() {
             let b = ((x >> shift) & 0xff) as usize;
-            scratch[count[b]] = x;
+            scratch[count[b] as usize] = x;
             count[b] += 1;
         }
         std::mem::swap(v, scratch);
@@ -229,10 +234,16 @@ impl RankSweep {
         nnz: impl Fn(usize) -> usize,
         keys: &[u64],
     ) {
+        // Only blocks of two or more equal values add to a tie term (t^3 - t is 0 for t = 1, and
+        // adding 0.0 leaves the sum's bits unchanged), so singletons are skipped cheaply.
         let mut ctrl_tie = 0.0;
         let mut i = 0;
-        while i < keys.len() {
+        while i + 1 < keys.len() {
             let k = keys[i] >> 32;
+            if keys[i + 1] >> 32 != k {
+                i += 1;
+                continue;
+            }
             let mut j = i;
             let mut b = 0usize;
             while j < keys.len() && keys[j] >> 32 == k {
@@ -261,6 +272,19 @@ impl RankSweep {
         let mut i = 0;
         while i < keys.len() {
             let k = keys[i] >> 32;
+            if i + 1 == keys.len() || keys[i + 1] >> 32 != k {
+                // A value held by one cell (most of log-normalised data): the general path below
+                // with a = 1 and no control in the block, whose tie increment is exactly 0.
+                let g = (keys[i] & 0xffff_ffff) as usize;
+                if g == ctrl {
+                    less_c += 1;
+                } else {
+                    self.r1[g] += self.nz[g] + (self.below[g] + less_c) as f64 + 1.0;
+                    self.below[g] += 1;
+                }
+                i += 1;
+                continue;
+            }
             let mut j = i + 1;
             while j < keys.len() && keys[j] >> 32 == k {
                 j += 1;
