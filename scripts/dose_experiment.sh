@@ -26,14 +26,20 @@ for v in dose nodose; do
     "$SCALE" --quiet eval --pred "pred_$v/pred.h5ad" --real "pred_$v/real.h5ad" --pert-col condition \
         --control non-targeting --out "ev_$v"
 done
+# the baselines on the same split, the held-out cells as template
+for k in dose-interp additive linear context-mean; do
+    "$SCALE" --quiet baseline --kind "$k" --store st --run run_dose --template pred_dose/real.h5ad --out "base_$k.h5ad"
+    "$SCALE" --quiet eval --pred "base_$k.h5ad" --real pred_dose/real.h5ad --pert-col condition \
+        --control non-targeting --out "ev_$k" > /dev/null
+done
 python3 - <<'EOF'
 import csv
 keys = ["pearson_delta", "overlap_at_N", "discrimination_score_l1", "mae", "de_direction_match", "pearson_edistance"]
-print("model    " + " ".join(f"{k:>24}" for k in keys))
-for v in ["dose", "nodose"]:
+print(f"{'predictor':<12} " + " ".join(f"{k:>24}" for k in keys))
+for v in ["dose", "nodose", "dose-interp", "additive", "linear", "context-mean"]:
     rows = list(csv.DictReader(open(f"ev_{v}/agg_results.csv")))
     mean = [r for r in rows if r["statistic"] == "mean"][0]
-    print(f"{v:<8} " + " ".join(f"{float(mean[k]):>24.4f}" for k in keys))
+    print(f"{v:<12} " + " ".join(f"{float(mean[k]):>24.4f}" for k in keys))
 EOF
 python3 "$HERE/scripts/dose_holdout_reference.py" s.h5ad pred_dose/real.h5ad --pert-col target_gene \
     --context-col cell_type --control non-targeting

@@ -42,6 +42,10 @@ pub enum BaselineKind {
     ContextMean,
     Additive,
     Linear,
+    /// Drug screens: the perturbation's delta in the same context interpolated in log dose between the
+    /// nearest trained doses below and above (the nearest one beyond the ends); other contexts' when the
+    /// context never saw the perturbation.
+    DoseInterp,
 }
 
 impl std::str::FromStr for BaselineKind {
@@ -52,6 +56,7 @@ impl std::str::FromStr for BaselineKind {
             "context-mean" => Ok(Self::ContextMean),
             "additive" => Ok(Self::Additive),
             "linear" => Ok(Self::Linear),
+            "dose-interp" => Ok(Self::DoseInterp),
             other => Err(BaselineError::UnknownKind(other.into())),
         }
     }
@@ -64,6 +69,7 @@ impl BaselineKind {
             Self::ContextMean => "context-mean",
             Self::Additive => "additive",
             Self::Linear => "linear",
+            Self::DoseInterp => "dose-interp",
         }
     }
 }
@@ -73,6 +79,8 @@ impl BaselineKind {
 pub struct GroupMean {
     pub pert: String,
     pub context: String,
+    /// Dose of the group (0 without doses).
+    pub dose: f32,
     pub n_cells: usize,
     /// [G], in the data's expression space.
     pub mean: Vec<f32>,
@@ -110,6 +118,8 @@ pub struct Fitted {
     pert_delta: BTreeMap<String, Vec<f64>>,
     /// Linear: design columns and weights [P, G].
     linear: Option<Linear>,
+    /// Dose-interp: per (perturbation, context), its deltas by increasing dose.
+    dose_delta: BTreeMap<(String, String), Vec<(f32, Vec<f64>)>>,
 }
 
 #[derive(Debug, Clone)]
@@ -168,6 +178,7 @@ impl Fitted {
         }
         // (pert, context, delta vs the context's controls, cells)
         let mut deltas: Vec<(&str, &str, Vec<f64>, usize)> = Vec::new();
+        let mut dose_delta: BTreeMap<(String, String), Vec<(f32, Vec<f64>)>> = BTreeMap::new();
         for grp in train.groups.iter().filter(|x| x.pert != train.control_label) {
             let ctrl = control
                 .get(grp.context.as_str())
@@ -176,6 +187,13 @@ impl Fitted {
                     context: grp.context.clone(),
                 })?;
             deltas.push((&grp.pert, &grp.context, sub(&grp.mean, &ctrl.mean), grp.n_cells));
+            dose_delta
+                .entry((grp.pert.clone(), grp.context.clone()))
+                .or_default()
+                .push((grp.dose, sub(&grp.mean, &ctrl.mean)));
+        }
+        for v in dose_delta.values_mut() {
+            v.sort_by(|a, b| a.0.total_cmp(&b.0));
         }
         if deltas.is_empty() {
             return Err(BaselineError::Empty);
@@ -228,6 +246,7 @@ impl Fitted {
             cell_mean,
             pert_delta,
             linear,
+            dose_delta,
         })
     }
 
@@ -242,7 +261,32 @@ impl Fitted {
     /// Predicted mean shift [G] of `pert` in `context` relative to that context's controls, and whether a
     /// fallback was needed (perturbation or context unseen in training).
     pub fn predict_delta(&self, pert: &str, context: &str) -> Result<(Vec<f64>, bool), BaselineError> {
+        self.predict_delta_at(pert, context, 0.0)
+    }
+
+    /// [`Fitted::predict_delta`] at a dose (only `dose-interp` uses it).
+    pub fn predict_delta_at(&self, pert: &str, context: &str, dose: f32) -> Result<(Vec<f64>, bool), BaselineError> {
         match self.kind {
+            BaselineKind::DoseInterp => {
+                if let Some(series) = self.dose_delta.get(&(pert.to_string(), context.to_string())) {
+                    return Ok((interpolate_dose(series, dose), false));
+                }
+                // Not seen in this context: the mean over the contexts that saw it, else the average shift.
+                let others: Vec<Vec<f64>> = self
+                    .dose_delta
+                    .iter()
+                    .filter(|((p, _), _)| p == pert)
+                    .map(|(_, series)| interpolate_dose(series, dose))
+                    .collect();
+                if others.is_empty() {
+                    return Ok((self.global_shift.clone(), true));
+                }
+                let mut out = vec![0.0; self.n_genes];
+                for d in &others {
+                    add_into(&mut out, d, 1.0 / others.len() as f64);
+                }
+                Ok((out, true))
+            }
             // Not a shift model: predict_cells returns the absolute mean; as a shift it is relative to zero.
             BaselineKind::CellMean => Ok((self.cell_mean.clone(), false)),
             BaselineKind::ContextMean => Ok(match self.context_shift.get(context) {
@@ -291,10 +335,23 @@ impl Fitted {
         n_cells: usize,
         seed: u64,
     ) -> Result<(DenseMatrix, bool), BaselineError> {
+        self.predict_cells_at(pert, context, 0.0, controls, n_cells, seed)
+    }
+
+    /// [`Fitted::predict_cells`] at a dose.
+    pub fn predict_cells_at(
+        &self,
+        pert: &str,
+        context: &str,
+        dose: f32,
+        controls: &DenseMatrix,
+        n_cells: usize,
+        seed: u64,
+    ) -> Result<(DenseMatrix, bool), BaselineError> {
         if controls.n_rows == 0 {
             return Err(BaselineError::NoControlCells(context.into()));
         }
-        let (delta, fallback) = self.predict_delta(pert, context)?;
+        let (delta, fallback) = self.predict_delta_at(pert, context, dose)?;
         if self.kind == BaselineKind::CellMean {
             let row: Vec<f32> = delta.iter().map(|&v| v as f32).collect();
             let data = (0..n_cells).flat_map(|_| row.iter().copied()).collect();
@@ -317,6 +374,29 @@ impl Fitted {
         }
         Ok((out, fallback))
     }
+}
+
+/// The delta at `dose` from a series sorted by dose: linear in log10(dose) between the nearest doses
+/// below and above (linear in dose when one of them is 0), the nearest dose's delta beyond the ends.
+fn interpolate_dose(series: &[(f32, Vec<f64>)], dose: f32) -> Vec<f64> {
+    let above = series.partition_point(|(d, _)| *d < dose);
+    if above < series.len() && series[above].0 == dose {
+        return series[above].1.clone();
+    }
+    if above == 0 {
+        return series[0].1.clone();
+    }
+    if above == series.len() {
+        return series[above - 1].1.clone();
+    }
+    let ((d0, lo), (d1, hi)) = (&series[above - 1], &series[above]);
+    let (x, x0, x1) = if *d0 > 0.0 {
+        ((dose as f64).log10(), (*d0 as f64).log10(), (*d1 as f64).log10())
+    } else {
+        (dose as f64, *d0 as f64, *d1 as f64)
+    };
+    let w = (x - x0) / (x1 - x0);
+    lo.iter().zip(hi).map(|(&a, &b)| (1.0 - w) * a + w * b).collect()
 }
 
 impl Linear {
@@ -406,6 +486,7 @@ mod tests {
 
     fn g(pert: &str, ctx: &str, mean: &[f32]) -> GroupMean {
         GroupMean {
+            dose: 0.0,
             pert: pert.into(),
             context: ctx.into(),
             n_cells: 10,
@@ -489,5 +570,35 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("A172"), "{err}");
+    }
+
+    /// Drug D at 0.1 and 10 in K562 (and 1 in A172): dose 1 in K562 sits halfway in log dose; doses
+    /// beyond the ends take the nearest trained dose; a context that never saw D averages the others.
+    #[test]
+    fn dose_interp_interpolates_in_log_dose() {
+        let mut t = train();
+        let dosed = |ctx: &str, dose: f32, mean: &[f32]| GroupMean {
+            dose,
+            ..g("D", ctx, mean)
+        };
+        t.groups.push(dosed("K562", 0.1, &[1.5, 1.0])); // delta [0.5, 0]
+        t.groups.push(dosed("K562", 10.0, &[3.5, 0.0])); // delta [2.5, -1]
+        t.groups.push(dosed("A172", 1.0, &[4.0, 2.0])); // delta [1, -1]
+        let f = Fitted::fit(BaselineKind::DoseInterp, &t, None, 1.0).unwrap();
+        let close = |a: &[f64], b: &[f64]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-6);
+        let (d, fallback) = f.predict_delta_at("D", "K562", 1.0).unwrap();
+        assert!(close(&d, &[1.5, -0.5]) && !fallback, "{d:?}");
+        let (d, _) = f.predict_delta_at("D", "K562", 10f32.powf(-0.5)).unwrap();
+        // 10^-0.5: a quarter of the way from 10^-1 to 10^1
+        assert!(close(&d, &[1.0, -0.25]), "{d:?}");
+        assert_eq!(f.predict_delta_at("D", "K562", 0.01).unwrap().0, vec![0.5, 0.0]);
+        assert_eq!(f.predict_delta_at("D", "K562", 100.0).unwrap().0, vec![2.5, -1.0]);
+        assert_eq!(f.predict_delta_at("D", "K562", 10.0).unwrap().0, vec![2.5, -1.0]);
+        // unseen context: the mean over K562 (interpolated at 1) and A172 (its only dose)
+        let (d, fallback) = f.predict_delta_at("D", "U87", 1.0).unwrap();
+        assert!(close(&d, &[1.25, -0.75]) && fallback, "{d:?}");
+        // a perturbation without doses is its own delta; an unseen one falls back to the average shift
+        assert_eq!(f.predict_delta_at("A", "K562", 0.0).unwrap().0, vec![1.0, 0.0]);
+        assert!(f.predict_delta_at("Z", "K562", 1.0).unwrap().1);
     }
 }

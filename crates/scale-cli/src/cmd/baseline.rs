@@ -3,7 +3,7 @@
 //! - `--train T.h5ad` (kind cell-mean): cell-eval's cell-mean baseline (`cell-eval baseline`): every
 //!   perturbed cell is the mean of the per-group means of the training file (control group included, as
 //!   cell-eval does), as many cells per perturbation as the file has; control cells copied.
-//! - `--kind cell-mean|context-mean|additive|linear --store S --run RUN|--split T.toml --template R.h5ad`:
+//! - `--kind cell-mean|context-mean|additive|linear|dose-interp --store S --run RUN|--split T.toml --template R.h5ad`:
 //!   fitted on a store's training split, predicting the template's cells (see `store_baseline`).
 
 use std::path::PathBuf;
@@ -16,7 +16,8 @@ use super::Ctx;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Baseline: cell-mean, context-mean, additive or linear.
+    /// Baseline: cell-mean, context-mean, additive, linear or dose-interp (drug screens: the same
+    /// perturbation and context interpolated in log dose between its nearest trained doses).
     #[arg(long, default_value = "cell-mean")]
     pub kind: String,
     /// Training cells (.h5ad) for cell-eval's cell-mean baseline; integer counts are normalised + log1p

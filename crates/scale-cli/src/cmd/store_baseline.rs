@@ -1,4 +1,4 @@
-//! `scale baseline --kind context-mean|additive|linear`: baselines fitted on a store's training split,
+//! `scale baseline --kind context-mean|additive|linear|dose-interp`: baselines fitted on a store's training split,
 //! predicting the cells of a template (the `real.h5ad` of `scale predict --split test`).
 
 use std::path::PathBuf;
@@ -38,11 +38,11 @@ pub fn run_kind(kind: BaselineKind, a: &StoreBaselineArgs, out: &PathBuf, seed: 
     let store_dir = a
         .store
         .as_ref()
-        .context("--store is required for --kind context-mean|additive|linear")?;
+        .context("--store is required for --kind context-mean|additive|linear|dose-interp")?;
     let template_path = a
         .template
         .as_ref()
-        .context("--template is required for --kind context-mean|additive|linear")?;
+        .context("--template is required for --kind context-mean|additive|linear|dose-interp")?;
     let store = Store::open(store_dir)?;
     let split = match (&a.run, &a.split) {
         (Some(run), _) => scale_train::SplitSpec::load(run)?.build(&store)?,
@@ -72,6 +72,7 @@ pub fn run_kind(kind: BaselineKind, a: &StoreBaselineArgs, out: &PathBuf, seed: 
         &template,
         &m.pert_col,
         m.context_col.as_deref(),
+        m.dose_col.as_deref(),
         &m.control_label,
         seed,
     )?;
