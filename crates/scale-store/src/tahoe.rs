@@ -12,6 +12,9 @@
 //! Cell_ID_Cellosaur → cell_name; optional: contexts are named by cell line name).
 //!
 //! Labels: context = cell line, perturbation = drug (+dose), batch = plate, control = the control drug.
+//! With [`TahoeSource::with_doses`] the dose leaves the label: perturbation = the drug's name, dose = the
+//! concentration of `drugname_drugconc` in µM, so one drug at several doses is one perturbation whose
+//! groups differ by dose (what a dose-aware model needs).
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -119,6 +122,8 @@ pub struct TahoeSource {
     genes: Vec<String>,
     token_col: HashMap<i64, u32>,
     sample_pert: HashMap<String, String>,
+    /// Dose mode: sample -> (drug, dose in µM), parsed from `drugname_drugconc`.
+    sample_dose: HashMap<String, (String, f32)>,
     /// cell_line_id → cell name.
     cell_names: HashMap<String, String>,
     control_drug: String,
@@ -259,6 +264,7 @@ impl TahoeSource {
             genes,
             token_col,
             sample_pert,
+            sample_dose: HashMap::new(),
             cell_names,
             control_drug: control_drug.to_string(),
             block_rows: block_rows.max(1),
@@ -301,6 +307,37 @@ impl TahoeSource {
             ));
         }
         self
+    }
+
+    /// Dose mode: the perturbation is the drug's name and the dose its concentration (µM) from
+    /// `drugname_drugconc`, so one drug at several doses is one perturbation whose groups differ by dose.
+    /// Needs `sample_metadata.parquet`; a label that is not one `[('NAME', DOSE, 'UNIT')]` is an error.
+    pub fn with_doses(mut self, meta_dir: &Path) -> Result<Self, StoreError> {
+        let spath = meta_dir.join("sample_metadata.parquet");
+        if self.sample_pert.is_empty() {
+            return Err(StoreError::BadInput {
+                input: spath.display().to_string(),
+                message: "doses need sample_metadata.parquet (its drugname_drugconc column)".into(),
+            });
+        }
+        for (sample, label) in &self.sample_pert {
+            let (drug, dose) = parse_drugconc(label).map_err(|why| StoreError::BadInput {
+                input: spath.display().to_string(),
+                message: format!("sample `{sample}`: drugname_drugconc {label:?}: {why}"),
+            })?;
+            self.sample_dose.insert(sample.clone(), (drug, dose));
+        }
+        self.spec.pert_col = "drug".into();
+        self.spec.dose_col = Some("drugname_drugconc".into());
+        self.spec.control = self.control_drug.clone();
+        self.notes
+            .retain(|n| !n.starts_with("tahoe: perturbation = sample_metadata.drugname_drugconc"));
+        self.notes.retain(|n| !n.contains("dose labels; all mapped to"));
+        self.notes.push(
+            "tahoe: perturbation = the drug of sample_metadata.drugname_drugconc, dose = its concentration in µM"
+                .into(),
+        );
+        Ok(self)
     }
 
     fn open_next_file(&mut self) -> Result<bool, StoreError> {
@@ -364,6 +401,7 @@ impl CellSource for TahoeSource {
         let mut m = CsrMatrix::empty(self.genes.len());
         let mut names = Vec::new();
         let (mut pert, mut context, mut batch) = (Vec::new(), Vec::new(), Vec::new());
+        let mut dose: Vec<f32> = Vec::new();
         let mut cols: Vec<u32> = Vec::new();
         let mut vals: Vec<f32> = Vec::new();
         let mut pairs: Vec<(u32, f32)> = Vec::new();
@@ -429,7 +467,20 @@ impl CellSource for TahoeSource {
             m.push_row(&cols, &vals);
             let drug = string_col(&path, &row, "drug", i)?;
             let sample = string_col(&path, &row, "sample", i)?;
-            let p = if self.sample_pert.is_empty() {
+            let p = if !self.sample_dose.is_empty() {
+                let (name, d) = self
+                    .sample_dose
+                    .get(&sample)
+                    .ok_or_else(|| bad(format!("sample `{sample}` is not in sample_metadata")))?;
+                if *name != drug {
+                    return Err(bad(format!(
+                        "drug `{drug}` but sample `{sample}` is `{name}` in sample_metadata"
+                    )));
+                }
+                // the control is the vehicle: dose 0, whatever its label says
+                dose.push(if drug == self.control_drug { 0.0 } else { *d });
+                drug.clone()
+            } else if self.sample_pert.is_empty() {
                 drug.clone()
             } else if drug == self.control_drug {
                 self.spec.control.clone()
@@ -449,7 +500,9 @@ impl CellSource for TahoeSource {
         if names.is_empty() {
             return Ok(None);
         }
-        let dose = vec![0.0; names.len()];
+        if dose.is_empty() {
+            dose = vec![0.0; names.len()];
+        }
         Ok(Some(Block {
             rows: Matrix::Csr(m),
             cell_names: names,
@@ -473,5 +526,73 @@ impl CellSource for TahoeSource {
             self.sentinels, self.sentinel_tokens
         ));
         n
+    }
+}
+
+/// `[('NAME', DOSE, 'UNIT')]` (Tahoe's `drugname_drugconc`, a Python repr) -> (NAME, dose in µM).
+fn parse_drugconc(label: &str) -> Result<(String, f32), String> {
+    let inner = label
+        .trim()
+        .strip_prefix("[(")
+        .and_then(|x| x.strip_suffix(")]"))
+        .ok_or("expected [('NAME', DOSE, 'UNIT')]")?;
+    if inner.contains("), (") {
+        return Err("several drugs in one sample; doses of combinations are not supported".into());
+    }
+    // The name is quoted and may hold commas: split the dose and unit off the end.
+    let (rest, unit) = inner.rsplit_once(',').ok_or("expected NAME, DOSE, UNIT")?;
+    let (name, dose) = rest.rsplit_once(',').ok_or("expected NAME, DOSE, UNIT")?;
+    let unquote = |x: &str| -> Result<String, String> {
+        let x = x.trim();
+        x.strip_prefix('\'')
+            .and_then(|y| y.strip_suffix('\''))
+            .or_else(|| x.strip_prefix('"').and_then(|y| y.strip_suffix('"')))
+            .map(str::to_string)
+            .ok_or_else(|| format!("{x} is not a quoted string"))
+    };
+    let name = unquote(name)?;
+    let value: f64 = dose
+        .trim()
+        .parse()
+        .map_err(|_| format!("dose {:?} is not a number", dose.trim()))?;
+    let factor = match unquote(unit)?.as_str() {
+        "uM" | "µM" => 1.0,
+        "nM" => 1e-3,
+        "mM" => 1e3,
+        "pM" => 1e-6,
+        other => return Err(format!("unit `{other}`: expected uM, nM, mM or pM")),
+    };
+    let dose = value * factor;
+    if !(dose.is_finite() && dose >= 0.0) {
+        return Err(format!("dose {value} is not a number >= 0"));
+    }
+    if name.is_empty() {
+        return Err("empty drug name".into());
+    }
+    Ok((name, dose as f32))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_drugconc;
+
+    #[test]
+    fn drugconc_labels_parse_to_drug_and_micromolar_dose() {
+        assert_eq!(
+            parse_drugconc("[('Bortezomib', 0.05, 'uM')]"),
+            Ok(("Bortezomib".into(), 0.05))
+        );
+        assert_eq!(parse_drugconc("[('DMSO_TF', 0.0, 'uM')]"), Ok(("DMSO_TF".into(), 0.0)));
+        assert_eq!(parse_drugconc("[('A, B-7', 500, 'nM')]"), Ok(("A, B-7".into(), 0.5)));
+        for bad in [
+            "Bortezomib",
+            "[('A', 1.0, 'uM'), ('B', 2.0, 'uM')]",
+            "[('A', x, 'uM')]",
+            "[('A', 1.0, 'g')]",
+            "[('A', -1.0, 'uM')]",
+            "[(A, 1.0, 'uM')]",
+        ] {
+            assert!(parse_drugconc(bad).is_err(), "{bad}");
+        }
     }
 }

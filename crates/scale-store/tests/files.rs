@@ -213,6 +213,49 @@ fn tahoe_parquet_shards() {
     }
 }
 
+/// Dose mode: the drug is the perturbation and the concentration of `drugname_drugconc` its dose, so
+/// Drug_A at 0.5 and 5 µM is one perturbation with two dose groups per context.
+#[test]
+fn tahoe_doses_split_drug_and_concentration() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("t");
+    let meta = fixture("tahoe/metadata");
+    let src = TahoeSource::open(&[fixture("tahoe/data")], &meta, "tahoe", "DMSO_TF", 10)
+        .unwrap()
+        .with_doses(&meta)
+        .unwrap();
+    assert_eq!(src.labels().control, "DMSO_TF");
+    ingest(vec![Box::new(src)], &out, &IngestOptions::default(), &|_, _| {}).unwrap();
+    let s = Store::open(&out).unwrap();
+    let m = s.manifest();
+    assert_eq!(m.perts, vec!["DMSO_TF", "Drug_A", "Drug_B"]);
+    assert_eq!(m.dose_col.as_deref(), Some("drugname_drugconc"));
+    let mut conds: Vec<(String, f32)> = m
+        .groups
+        .iter()
+        .map(|g| (m.perts[g.pert as usize].clone(), g.dose))
+        .collect();
+    conds.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
+    conds.dedup();
+    assert_eq!(
+        conds,
+        vec![
+            ("DMSO_TF".to_string(), 0.0),
+            ("Drug_A".to_string(), 0.5),
+            ("Drug_A".to_string(), 5.0),
+            ("Drug_B".to_string(), 1.0)
+        ]
+    );
+    // every cell keeps its sample's drug and dose (cell i is sample i % 4, see the fixture script)
+    let doses = [0.0, 0.5, 5.0, 1.0];
+    for g in 0..s.n_groups() {
+        for name in s.cell_names(s.group_rows(g).unwrap()).unwrap() {
+            let i: usize = name[..2].parse().unwrap();
+            assert_eq!(m.groups[g].dose, doses[i % 4], "{name}");
+        }
+    }
+}
+
 #[test]
 fn tahoe_missing_metadata_and_fields_are_named() {
     let dir = tempfile::tempdir().unwrap();

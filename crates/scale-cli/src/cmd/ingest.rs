@@ -57,6 +57,10 @@ pub struct Args {
     /// Tahoe control drug.
     #[arg(long, default_value = "DMSO_TF")]
     tahoe_control: String,
+    /// Tahoe: the perturbation is the drug and the concentration of `drugname_drugconc` its dose (µM),
+    /// instead of one label per drug and dose; for models with `use_dose`.
+    #[arg(long, requires = "tahoe")]
+    tahoe_doses: bool,
     /// Cells read per block (bounds memory).
     #[arg(long, default_value_t = 8192)]
     block_rows: usize,
@@ -111,7 +115,10 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<()> {
             .get(args.inputs.len())
             .cloned()
             .unwrap_or_else(|| "tahoe".to_string());
-        let src = TahoeSource::open(&args.tahoe, meta, &name, &args.tahoe_control, args.block_rows)?;
+        let mut src = TahoeSource::open(&args.tahoe, meta, &name, &args.tahoe_control, args.block_rows)?;
+        if args.tahoe_doses {
+            src = src.with_doses(meta)?;
+        }
         if !args.inputs.is_empty() && src.labels().control != args.control {
             bail!(
                 "Tahoe's control label is `{}` but --control is `{}`; ingest Tahoe into its own store",
