@@ -119,8 +119,11 @@ pub struct Fitted {
     /// Linear: design columns and weights [P, G].
     linear: Option<Linear>,
     /// Dose-interp: per (perturbation, context), its deltas by increasing dose.
-    dose_delta: BTreeMap<(String, String), Vec<(f32, Vec<f64>)>>,
+    dose_delta: BTreeMap<(String, String), DoseSeries>,
 }
+
+/// (dose, delta [G]) of one perturbation in one context, by increasing dose.
+type DoseSeries = Vec<(f32, Vec<f64>)>;
 
 #[derive(Debug, Clone)]
 struct Linear {
@@ -178,7 +181,7 @@ impl Fitted {
         }
         // (pert, context, delta vs the context's controls, cells)
         let mut deltas: Vec<(&str, &str, Vec<f64>, usize)> = Vec::new();
-        let mut dose_delta: BTreeMap<(String, String), Vec<(f32, Vec<f64>)>> = BTreeMap::new();
+        let mut dose_delta: BTreeMap<(String, String), DoseSeries> = BTreeMap::new();
         for grp in train.groups.iter().filter(|x| x.pert != train.control_label) {
             let ctrl = control
                 .get(grp.context.as_str())

@@ -230,7 +230,6 @@ fn dose_embedding_is_smooth_in_log_dose() {
     );
     let err = model
         .forward(input(z, &dev))
-        .err()
-        .expect("a dose model ran without doses");
+        .expect_err("a dose model ran without doses");
     assert!(err.to_string().contains("dose"), "{err}");
 }

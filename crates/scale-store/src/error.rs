@@ -34,16 +34,14 @@ pub enum StoreError {
         row: usize,
         cell: String,
     },
-    #[error(
-        "{input}: obs[{column:?}] row {row} (cell `{cell}`): dose {value} is {problem}; doses must be numbers >= 0"
-    )]
+    #[error("{input}: obs[{column:?}] row {row} (cell `{cell}`): {detail}; doses must be numbers >= 0")]
     BadDose {
         input: String,
         column: String,
         row: usize,
         cell: String,
-        value: String,
-        problem: String,
+        /// What is wrong with the value, e.g. `dose -1 is negative`.
+        detail: String,
     },
     #[error("duplicate cell name `{cell}` (in {first} and {second}); cell names must be unique across inputs")]
     DuplicateCell {

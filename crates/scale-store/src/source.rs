@@ -173,8 +173,7 @@ fn decode_doses(obs: &Frame, input: &str, col_name: &str, col: &Column) -> Resul
         column: col_name.to_string(),
         row,
         cell: obs.index.get(row).cloned().unwrap_or_default(),
-        value,
-        problem: problem.to_string(),
+        detail: format!("dose {value} is {problem}"),
     };
     let mut out = Vec::with_capacity(col.len());
     for row in 0..col.len() {

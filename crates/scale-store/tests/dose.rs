@@ -52,7 +52,7 @@ fn dose_spec() -> LabelSpec {
 fn build(dir: &std::path::Path, a: AnnData) -> Result<Store, StoreError> {
     let src = MemorySource::new("ds", a, ValueSource::X, dose_spec(), 4)?;
     let out = dir.join("store");
-    ingest(vec![Box::new(src)], &out, &IngestOptions::default(), &mut |_, _| {})?;
+    ingest(vec![Box::new(src)], &out, &IngestOptions::default(), &|_, _| {})?;
     Store::open(&out)
 }
 
@@ -110,9 +110,9 @@ fn a_bad_dose_is_an_error_naming_the_cell() {
         let mut d = good_doses();
         d[9] = bad;
         let dir = tempfile::tempdir().unwrap();
-        let err = build(dir.path(), dosed_adata(Column::Float(d)))
-            .err()
-            .expect("bad dose accepted");
+        let Err(err) = build(dir.path(), dosed_adata(Column::Float(d))) else {
+            panic!("bad dose accepted");
+        };
         let msg = err.to_string();
         assert!(
             msg.contains("cell9") && msg.contains("\"dose\"") && msg.contains(expect),
