@@ -229,21 +229,52 @@ impl DenseMatrix {
 
     /// Drops zeros (explicit zeros are not kept).
     pub fn to_csr(&self) -> CsrMatrix {
-        let mut out = CsrMatrix::empty(self.n_cols);
-        let mut c_buf = Vec::new();
-        let mut v_buf = Vec::new();
-        for r in 0..self.n_rows {
-            c_buf.clear();
-            v_buf.clear();
-            for (c, &v) in self.row(r).iter().enumerate() {
-                if v != 0.0 {
-                    c_buf.push(c as u32);
-                    v_buf.push(v);
+        use rayon::prelude::*;
+        // Two parallel passes: non-zeros per row (-> indptr), then each block of rows fills its own
+        // disjoint range of indices and data.
+        const ROWS_PER_TASK: usize = 256;
+        let g = self.n_cols;
+        let counts: Vec<u64> = (0..self.n_rows)
+            .into_par_iter()
+            .map(|r| self.row(r).iter().filter(|&&v| v != 0.0).count() as u64)
+            .collect();
+        let mut indptr = Vec::with_capacity(self.n_rows + 1);
+        indptr.push(0u64);
+        for c in &counts {
+            indptr.push(indptr[indptr.len() - 1] + c);
+        }
+        let nnz = indptr[self.n_rows] as usize;
+        let mut indices = vec![0u32; nnz];
+        let mut data = vec![0f32; nnz];
+        let mut parts = Vec::with_capacity(self.n_rows.div_ceil(ROWS_PER_TASK));
+        let (mut rest_i, mut rest_d) = (&mut indices[..], &mut data[..]);
+        for r0 in (0..self.n_rows).step_by(ROWS_PER_TASK) {
+            let r1 = (r0 + ROWS_PER_TASK).min(self.n_rows);
+            let len = (indptr[r1] - indptr[r0]) as usize;
+            let (bi, ri) = std::mem::take(&mut rest_i).split_at_mut(len);
+            let (bd, rd) = std::mem::take(&mut rest_d).split_at_mut(len);
+            (rest_i, rest_d) = (ri, rd);
+            parts.push((r0..r1, bi, bd));
+        }
+        parts.into_par_iter().for_each(|(rows, bi, bd)| {
+            let mut k = 0;
+            for r in rows {
+                for (c, &v) in self.row(r).iter().enumerate() {
+                    if v != 0.0 {
+                        bi[k] = c as u32;
+                        bd[k] = v;
+                        k += 1;
+                    }
                 }
             }
-            out.push_row(&c_buf, &v_buf);
+        });
+        CsrMatrix {
+            n_rows: self.n_rows,
+            n_cols: g,
+            indptr,
+            indices,
+            data,
         }
-        out
     }
 }
 
@@ -349,6 +380,21 @@ mod tests {
     #[test]
     fn dense_round_trip() {
         let m = sample();
+        assert_eq!(m.to_dense().to_csr(), m);
+    }
+
+    /// More rows than one parallel task takes, empty rows among them: the blocks of rows must land in
+    /// order, each in its own range of the arrays.
+    #[test]
+    fn parallel_to_csr_matches_row_by_row() {
+        let mut m = CsrMatrix::empty(7);
+        for r in 0..1000usize {
+            let cols: Vec<u32> = (0..7u32)
+                .filter(|&c| (r + c as usize * 3) % 5 == 0 && r % 11 != 0)
+                .collect();
+            let vals: Vec<f32> = cols.iter().map(|&c| (r * 7 + c as usize) as f32).collect();
+            m.push_row(&cols, &vals);
+        }
         assert_eq!(m.to_dense().to_csr(), m);
     }
 
