@@ -26,6 +26,24 @@ fn fails(c: &mut Command) -> String {
     String::from_utf8_lossy(&out.stderr).to_string()
 }
 
+/// `scale ingest` of the synthetic screen's labels, plus `extra` arguments.
+fn ingest(input: &str, out: &str, extra: &[&str]) {
+    let args = [
+        "ingest",
+        "-i",
+        input,
+        "-o",
+        out,
+        "--pert-col",
+        "target_gene",
+        "--control",
+        "non-targeting",
+        "--context-col",
+        "cell_type",
+    ];
+    ok(&mut scale(&[&args[..], extra].concat()));
+}
+
 fn tiny_config(dir: &Path, use_dose: bool) -> String {
     let preset = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/tiny.toml");
     let text = std::fs::read_to_string(preset).unwrap();
@@ -67,21 +85,7 @@ fn a_dose_model_predicts_a_held_out_dose_labelled_by_condition() {
         "--drugs",
         "--log1p",
     ]));
-    ok(&mut scale(&[
-        "ingest",
-        "-i",
-        &d("s.h5ad"),
-        "-o",
-        &d("store"),
-        "--pert-col",
-        "target_gene",
-        "--control",
-        "non-targeting",
-        "--context-col",
-        "cell_type",
-        "--dose-col",
-        "dose",
-    ]));
+    ingest(&d("s.h5ad"), &d("store"), &["--dose-col", "dose"]);
     let info = ok(&mut scale(&["store-info", &d("store")]));
     assert!(
         info.contains("doses        5 from `dose`: 0, 0.01, 0.1, 1, 10"),
@@ -89,19 +93,7 @@ fn a_dose_model_predicts_a_held_out_dose_labelled_by_condition() {
     );
 
     // A dose model needs a store with doses.
-    ok(&mut scale(&[
-        "ingest",
-        "-i",
-        &d("s.h5ad"),
-        "-o",
-        &d("nodose"),
-        "--pert-col",
-        "target_gene",
-        "--control",
-        "non-targeting",
-        "--context-col",
-        "cell_type",
-    ]));
+    ingest(&d("s.h5ad"), &d("nodose"), &[]);
     let err = fails(&mut scale(&[
         "train",
         "--store",

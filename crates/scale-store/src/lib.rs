@@ -1,7 +1,7 @@
 //! scale-store: the condition-grouped, memory-mapped cell store, splits and the set sampler.
 //!
 //! - [`writer::ingest`]: `.h5ad` files / Tahoe parquet shards → a store directory whose cells are grouped
-//!   contiguously by (dataset, context, perturbation, batch), built atomically with bounded memory.
+//!   contiguously by (dataset, context, perturbation, dose, batch), built atomically with bounded memory.
 //! - [`Store`]: opens a store (memory maps + [`Manifest`], the data contract), random access to groups.
 //! - [`Split`]: STATE/cell-load TOML splits and programmatic hold-outs, as sets of group ids.
 //! - [`Sampler`]: seeded, multi-threaded batches of matched (control set, perturbed set) pairs.
@@ -19,7 +19,7 @@ pub mod writer;
 
 pub use batch::SetBatch;
 pub use error::StoreError;
-pub use manifest::{GroupInfo, Layout, Manifest, FORMAT_VERSION};
+pub use manifest::{condition_label, GroupInfo, Layout, Manifest, FORMAT_VERSION};
 pub use sampler::{Sampler, SamplerConfig, SamplerStats};
 pub use source::{CellSource, H5adSource, LabelSpec, MemorySource, ValueSource};
 pub use split::{Holdout, Part, Split, SplitReport};

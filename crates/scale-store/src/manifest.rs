@@ -150,6 +150,16 @@ mod space_serde {
     }
 }
 
+/// The condition label of a perturbation at a dose: `PERT@DOSE` (dose in its shortest decimal form,
+/// as `--holdout-doses` takes it), the bare name at dose 0 (controls, non-drug perturbations).
+pub fn condition_label(pert: &str, dose: f32) -> String {
+    if dose == 0.0 {
+        pert.to_string()
+    } else {
+        format!("{pert}@{dose}")
+    }
+}
+
 /// The manifest as pretty JSON (what `manifest.json` holds).
 pub fn to_json(m: &Manifest) -> Result<String, serde_json::Error> {
     serde_json::to_string_pretty(m)

@@ -409,15 +409,10 @@ impl Split {
             for &g in list {
                 let gi = &m.groups[g];
                 if gi.pert != m.control_pert && train.contains(&(gi.context, gi.pert, gi.dose.to_bits())) {
-                    let name = &m.perts[gi.pert as usize];
                     return Err(StoreError::Leak {
                         source_name: self.source.clone(),
                         context: m.contexts[gi.context as usize].clone(),
-                        pert: if gi.dose != 0.0 {
-                            format!("{name}@{}", gi.dose)
-                        } else {
-                            name.clone()
-                        },
+                        pert: crate::manifest::condition_label(&m.perts[gi.pert as usize], gi.dose),
                         part: part.as_str().into(),
                     });
                 }

@@ -137,6 +137,8 @@ pub struct TahoeSource {
     sentinels: u64,
     sentinel_tokens: std::collections::BTreeSet<i64>,
     notes: Vec<String>,
+    /// How the labels were made (perturbation and control), replaced as a whole by dose mode.
+    label_notes: Vec<String>,
 }
 
 /// Parquet files of `inputs`: files as given, directories expanded to their `*.parquet` (sorted).
@@ -229,10 +231,12 @@ impl TahoeSource {
                 let p = string_col(&spath, row, "drugname_drugconc", i)?;
                 sample_pert.insert(s, p);
             }
-            notes.push("tahoe: perturbation = sample_metadata.drugname_drugconc (drug and dose)".into());
-        } else {
-            notes.push("tahoe: no sample_metadata.parquet; perturbation = drug".into());
         }
+        let label_notes = vec![if sample_pert.is_empty() {
+            "tahoe: no sample_metadata.parquet; perturbation = drug".to_string()
+        } else {
+            "tahoe: perturbation = sample_metadata.drugname_drugconc (drug and dose)".to_string()
+        }];
         let mut cell_names = HashMap::new();
         let cpath = meta_dir.join("cell_line_metadata.parquet");
         if cpath.exists() {
@@ -277,6 +281,7 @@ impl TahoeSource {
             sentinels: 0,
             sentinel_tokens: Default::default(),
             notes,
+            label_notes,
         }
         .with_control_label())
     }
@@ -299,7 +304,7 @@ impl TahoeSource {
         labels.dedup();
         self.spec.control = labels.first().cloned().unwrap_or_else(|| self.control_drug.clone());
         if labels.len() > 1 {
-            self.notes.push(format!(
+            self.label_notes.push(format!(
                 "tahoe: control drug `{}` has {} dose labels; all mapped to `{}`",
                 self.control_drug,
                 labels.len(),
@@ -330,13 +335,10 @@ impl TahoeSource {
         self.spec.pert_col = "drug".into();
         self.spec.dose_col = Some("drugname_drugconc".into());
         self.spec.control = self.control_drug.clone();
-        self.notes
-            .retain(|n| !n.starts_with("tahoe: perturbation = sample_metadata.drugname_drugconc"));
-        self.notes.retain(|n| !n.contains("dose labels; all mapped to"));
-        self.notes.push(
+        self.label_notes = vec![
             "tahoe: perturbation = the drug of sample_metadata.drugname_drugconc, dose = its concentration in µM"
                 .into(),
-        );
+        ];
         Ok(self)
     }
 
@@ -521,6 +523,7 @@ impl CellSource for TahoeSource {
     }
     fn notes(&self) -> Vec<String> {
         let mut n = self.notes.clone();
+        n.extend(self.label_notes.iter().cloned());
         n.push(format!(
             "tahoe: skipped the leading sentinel element of {} cells (tokens {:?})",
             self.sentinels, self.sentinel_tokens

@@ -276,16 +276,6 @@ pub struct Labels {
 /// doses is several conditions.
 pub const CONDITION_COL: &str = "condition";
 
-/// The condition label of a perturbation at a dose: `PERT@DOSE` (dose in its shortest decimal form,
-/// as `--holdout-doses` takes it), the bare name at dose 0 (controls, non-drug perturbations).
-pub fn condition_label(pert: &str, dose: f32) -> String {
-    if dose == 0.0 {
-        pert.to_string()
-    } else {
-        format!("{pert}@{dose}")
-    }
-}
-
 /// An AnnData with dense X [n, G], the run's genes as var and the perturbation/context (and dose,
 /// condition) columns.
 pub fn build_adata(x: Vec<f32>, g: usize, names: Vec<String>, contract: &DataContract, labels: Labels) -> AnnData {
@@ -296,7 +286,7 @@ pub fn build_adata(x: Vec<f32>, g: usize, names: Vec<String>, contract: &DataCon
             .pert
             .iter()
             .zip(dose)
-            .map(|(p, &d)| condition_label(p, d))
+            .map(|(p, &d)| scale_store::condition_label(p, d))
             .collect();
         obs.set_column(CONDITION_COL, Column::categorical_from_labels(&cond));
         let col = contract.dose_col.as_deref().unwrap_or("dose");

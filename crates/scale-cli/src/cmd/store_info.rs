@@ -140,7 +140,7 @@ pub fn run(args: Args, _ctx: &Ctx) -> anyhow::Result<()> {
             "{:>6}  {:<20} {:<28} {:<16} {:>10} {:>8}",
             g,
             m.contexts[gi.context as usize],
-            super::predict::condition_label(pert, gi.dose),
+            scale_store::condition_label(pert, gi.dose),
             m.batches[gi.batch as usize],
             gi.offset,
             gi.n_cells
