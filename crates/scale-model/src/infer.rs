@@ -2,6 +2,7 @@
 
 use burn::tensor::{Int, Tensor};
 
+use crate::fused::FusedTransport;
 use crate::transport::{TransportInput, TransportModel};
 use crate::ModelError;
 
@@ -56,4 +57,59 @@ pub fn transport_sets(
         };
     }
     Ok(z)
+}
+
+/// [`transport_sets`] with the fused CPU engine, in place: `z` holds the control sets [B·S, G]
+/// (row-major, on the host) and receives the predicted sets; the set conditions come from `model`
+/// (burn) and the per-cell network from `fused` (built from the same model by
+/// [`TransportModel::fused`]). `scratch` is reused between calls, so repeated passes allocate nothing.
+/// Same Euler scheme.
+pub fn transport_sets_fused(
+    model: &TransportModel,
+    fused: &FusedTransport,
+    z: &mut Vec<f32>,
+    scratch: &mut Vec<f32>,
+    s: usize,
+    cond: &Conditions,
+    steps: usize,
+) -> Result<(), ModelError> {
+    if steps == 0 {
+        return Err(ModelError::Infer("the number of Euler steps must be at least 1".into()));
+    }
+    let g = fused.n_genes();
+    if s == 0 || z.len() % (s * g) != 0 {
+        return Err(ModelError::Infer(format!(
+            "control sets of {} values are not whole sets of {s} cells × {g} genes",
+            z.len()
+        )));
+    }
+    let b = z.len() / (s * g);
+    let device = cond.pert.device();
+    // every value is overwritten by the forward pass; resizing only grows the buffer once
+    scratch.resize(z.len(), 0.0);
+    scratch.truncate(z.len());
+    for k in 0..steps {
+        let t = k as f64 / steps as f64;
+        let c = model.set_conditions(
+            Tensor::<1>::zeros([b], &device).add_scalar(t),
+            cond.pert.clone(),
+            cond.context.clone(),
+            cond.batch.clone(),
+            cond.dose.clone(),
+        )?;
+        let c: Vec<f32> = c
+            .into_data()
+            .try_to_vec::<f32>()
+            .map_err(|e| ModelError::Infer(format!("set conditions: {e:?}")))?;
+        fused.forward(z, &c, s, scratch);
+        if k + 1 == steps {
+            std::mem::swap(z, scratch);
+        } else {
+            let frac = ((1.0 / steps as f64) / (1.0 - t)) as f32;
+            for (zi, &e) in z.iter_mut().zip(scratch.iter()) {
+                *zi += (e - *zi) * frac;
+            }
+        }
+    }
+    Ok(())
 }

@@ -2,6 +2,7 @@
 //! encoders, weight I/O and the Euler sampler used for inference.
 
 pub mod device;
+pub mod fused;
 pub mod infer;
 pub mod loss;
 pub mod pert;
@@ -9,7 +10,8 @@ pub mod transport;
 pub mod weights;
 
 pub use device::{wgpu_adapter_available, DeviceChoice};
-pub use infer::{transport_sets, Conditions};
+pub use fused::FusedTransport;
+pub use infer::{transport_sets, transport_sets_fused, Conditions};
 pub use loss::{energy_distance, LossConfig, LossParts};
 pub use pert::{FeatureTable, PertEncoder};
 pub use transport::{DataDims, ModelConfig, PertEncoding, TransportConfig, TransportInput, TransportModel};

@@ -23,6 +23,7 @@ use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
+use crate::fused::{Dense, FusedBlock, FusedTransport};
 use crate::ModelError;
 
 static INIT_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -311,6 +312,33 @@ impl TransportModel {
 
     /// Sum of the condition embeddings, [B, D].
     fn condition(&self, input: &TransportInput, b: usize) -> Result<Tensor<2>, ModelError> {
+        if input.t.dims()[0] != b {
+            return Err(ModelError::Shape {
+                what: "t",
+                expected: b,
+                got: input.t.dims()[0],
+            });
+        }
+        self.set_conditions(
+            input.t.clone(),
+            input.pert.clone(),
+            input.context.clone(),
+            input.batch.clone(),
+            input.dose.clone(),
+        )
+    }
+
+    /// The condition of each set, [B, D]: the sum of its perturbation, context, time t [B] (and
+    /// batch, dose) embeddings, which [`forward`](Self::forward) adds to every cell of the set.
+    pub fn set_conditions(
+        &self,
+        t: Tensor<1>,
+        pert: Tensor<2>,
+        context: Tensor<1, Int>,
+        batch: Option<Tensor<1, Int>>,
+        dose: Option<Tensor<1>>,
+    ) -> Result<Tensor<2>, ModelError> {
+        let [b] = t.dims();
         let check = |what: &'static str, got: usize| {
             if got == b {
                 Ok(())
@@ -318,27 +346,70 @@ impl TransportModel {
                 Err(ModelError::Shape { what, expected: b, got })
             }
         };
-        check("t", input.t.dims()[0])?;
-        check("pert", input.pert.dims()[0])?;
-        check("context", input.context.dims()[0])?;
-        let pert = self.pert_embedding.forward(input.pert.clone()); // [B, D]
+        check("pert", pert.dims()[0])?;
+        check("context", context.dims()[0])?;
+        let pert = self.pert_embedding.forward(pert); // [B, D]
         let d = pert.dims()[1];
-        let ctx = self
-            .context_embedding
-            .forward(input.context.clone().reshape([b, 1]))
-            .reshape([b, d]);
-        let mut cond = pert + ctx + self.time_embedding.forward(input.t.clone());
+        let ctx = self.context_embedding.forward(context.reshape([b, 1])).reshape([b, d]);
+        let mut cond = pert + ctx + self.time_embedding.forward(t);
         if let Some(emb) = &self.batch_embedding {
-            let batch = input.batch.clone().ok_or(ModelError::MissingInput("batch"))?;
+            let batch = batch.ok_or(ModelError::MissingInput("batch"))?;
             check("batch", batch.dims()[0])?;
             cond = cond + emb.forward(batch.reshape([b, 1])).reshape([b, d]);
         }
         if let Some(emb) = &self.dose_embedding {
-            let dose = input.dose.clone().ok_or(ModelError::MissingInput("dose"))?;
+            let dose = dose.ok_or(ModelError::MissingInput("dose"))?;
             check("dose", dose.dims()[0])?;
             cond = cond + emb.forward(dose.mul_scalar(self.dose_scale).add_scalar(1.0).log());
         }
         Ok(cond)
+    }
+
+    /// The per-cell part of the network (encoder, blocks, final norm, decoder) as a fused CPU
+    /// inference engine with a copy of the weights (see [`crate::fused`]).
+    pub fn fused(&self) -> Result<FusedTransport, ModelError> {
+        fn host<const R: usize>(t: Tensor<R>) -> Result<Vec<f32>, ModelError> {
+            t.into_data()
+                .try_to_vec::<f32>()
+                .map_err(|e| ModelError::Infer(format!("fused engine needs float32 parameters: {e:?}")))
+        }
+        fn dense(l: &Linear) -> Result<Dense, ModelError> {
+            let [d_in, d_out] = l.weight.dims();
+            Ok(Dense {
+                w: host(l.weight.val())?,
+                b: l.bias.as_ref().map(|b| host(b.val())).transpose()?,
+                d_in,
+                d_out,
+            })
+        }
+        let first = self.blocks.first();
+        Ok(FusedTransport {
+            n_genes: self.decoder.layers.last().map_or(0, |l| l.weight.dims()[1]),
+            hidden: self.final_norm.gamma.dims()[0],
+            n_heads: first.map_or(1, |b| b.attn.n_heads),
+            head_dim: first.map_or(1, |b| b.attn.head_dim),
+            norm_eps: self.final_norm.epsilon as f32,
+            encoder: self.encoder.layers.iter().map(dense).collect::<Result<_, _>>()?,
+            blocks: self
+                .blocks
+                .iter()
+                .map(|b| {
+                    Ok(FusedBlock {
+                        attn_norm: host(b.attn_norm.gamma.val())?,
+                        q: dense(&b.attn.q_proj)?,
+                        k: dense(&b.attn.k_proj)?,
+                        v: dense(&b.attn.v_proj)?,
+                        o: dense(&b.attn.o_proj)?,
+                        mlp_norm: host(b.mlp_norm.gamma.val())?,
+                        gate: dense(&b.mlp.gate_proj)?,
+                        up: dense(&b.mlp.up_proj)?,
+                        down: dense(&b.mlp.down_proj)?,
+                    })
+                })
+                .collect::<Result<_, ModelError>>()?,
+            final_norm: host(self.final_norm.gamma.val())?,
+            decoder: self.decoder.layers.iter().map(dense).collect::<Result<_, _>>()?,
+        })
     }
 
     /// Gives every parameter an id derived from its name (FNV-1a of the dotted path), so optimizer

@@ -5,7 +5,10 @@ use std::path::{Path, PathBuf};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use scale_model::burn::tensor::{Device, Int, Tensor, TensorData};
-use scale_model::{transport_sets, weights, Conditions, PertEncoder, TransportConfig, TransportModel};
+use scale_model::{
+    transport_sets, transport_sets_fused, weights, Conditions, FusedTransport, PertEncoder, TransportConfig,
+    TransportModel,
+};
 
 use crate::config::TrainConfig;
 use crate::contract::DataContract;
@@ -46,8 +49,13 @@ pub struct Predictor {
     contract: DataContract,
     encoder: PertEncoder,
     model: TransportModel,
+    /// The fused CPU engine (built when the device is the CPU).
+    fused: Option<FusedTransport>,
     device: Device,
     run_dir: PathBuf,
+    /// Which engine runs the per-cell network on the CPU ([`Engine::Fused`] by default there; other
+    /// devices always use burn).
+    pub engine: Engine,
     /// Sets per forward pass.
     pub sets_per_pass: usize,
     /// How predicted values below one count of the source control cell are put back on the count
@@ -69,6 +77,26 @@ pub enum CountRounding {
     /// A value `v` below one count `u` becomes `u` with probability `v / u`, otherwise 0: the mean
     /// is kept in expectation and the zeros are real zeros.
     Stochastic,
+}
+
+/// The implementation of the forward pass used by [`Predictor`] on the CPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// The fused CPU engine (`scale_model::fused`): a few sets per thread through the whole network.
+    Fused,
+    /// burn's operators, as in training.
+    Burn,
+}
+
+impl std::str::FromStr for Engine {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "fused" => Ok(Self::Fused),
+            "burn" => Ok(Self::Burn),
+            _ => Err(format!("engine {s:?}: expected fused or burn")),
+        }
+    }
 }
 
 impl std::str::FromStr for CountRounding {
@@ -93,14 +121,21 @@ impl Predictor {
         let device = device.clone().without_autodiff();
         let ckpt = checkpoint_dir(run_dir)?;
         let model = weights::load(tcfg.init(&device)?, &ckpt.join(files::WEIGHTS))?;
+        let fused = if device == Device::flex() {
+            Some(model.fused()?)
+        } else {
+            None
+        };
         Ok(Self {
             tcfg,
             cfg,
             contract,
             encoder,
             model,
+            fused,
             device,
             run_dir: run_dir.to_path_buf(),
+            engine: Engine::Fused,
             sets_per_pass: 32,
             count_rounding: CountRounding::Stochastic,
         })
@@ -255,27 +290,53 @@ impl Predictor {
                     .collect()
             })
             .collect();
-        out.reserve(requests.iter().map(|r| r.n_cells * g).sum());
+        use rayon::prelude::*;
+        // Rows each job keeps (the last set of a request may be partial), so every job knows where
+        // its rows go in `out` and passes can write them in parallel.
         let mut remaining: Vec<usize> = requests.iter().map(|r| r.n_cells).collect();
+        let takes: Vec<usize> = jobs
+            .iter()
+            .map(|job| {
+                let take = remaining[job.req].min(s);
+                remaining[job.req] -= take;
+                take
+            })
+            .collect();
+        let total: usize = takes.iter().sum::<usize>() * g;
+        let mut written = out.len();
+        if out.is_empty() {
+            // zeroed by the allocator (untouched pages), so the first writes happen in parallel below
+            *out = vec![0.0f32; total];
+        } else {
+            out.resize(written + total, 0.0);
+        }
         let mut rng = StdRng::seed_from_u64(seed);
         // A stream of its own for the rounding, so that every rounding mode draws the same control
         // cells and their predictions differ by the rounding alone.
         let mut round_stream = RoundingStream::new(seed ^ 0x9E37_79B9_7F4A_7C15);
         let steps = self.euler_steps();
-        for chunk in jobs.chunks(self.sets_per_pass.max(1)) {
+        // reused across passes: no allocation (and no page faults) per pass
+        let mut z0: Vec<f32> = Vec::new();
+        let mut scratch: Vec<f32> = Vec::new();
+        let per_pass = self.sets_per_pass.max(1);
+        for (chunk, chunk_takes) in jobs.chunks(per_pass).zip(takes.chunks(per_pass)) {
             let b = chunk.len();
-            let mut z0 = vec![0.0f32; b * s * g];
-            // the control cell each output row was transported from (the model is equivariant: output
-            // row i is control row i moved)
-            let mut source = Vec::with_capacity(b * s);
-            for (bi, job) in chunk.iter().enumerate() {
-                let pool = &pools[job.pool].cells;
-                for (ci, row) in sample_rows(pool.len() / g, s, &mut rng).into_iter().enumerate() {
-                    let dst = (bi * s + ci) * g;
-                    z0[dst..dst + g].copy_from_slice(&pool[row * g..(row + 1) * g]);
-                    source.push(levels[job.pool][row]);
-                }
-            }
+            // every row is overwritten by a control cell below
+            z0.resize(b * s * g, 0.0);
+            z0.truncate(b * s * g);
+            // the control cell each row is transported from (the model is equivariant: output row i is
+            // control row i moved): drawn in order from the one seeded stream, copied in parallel
+            let rows: Vec<(usize, usize)> = chunk
+                .iter()
+                .flat_map(|job| {
+                    let n = pools[job.pool].cells.len() / g;
+                    sample_rows(n, s, &mut rng).into_iter().map(|row| (job.pool, row))
+                })
+                .collect();
+            z0.par_chunks_exact_mut(g).zip(&rows).for_each(|(dst, &(pool, row))| {
+                dst.copy_from_slice(&pools[pool].cells[row * g..(row + 1) * g]);
+            });
+            let source: Vec<CountLevels> = rows.iter().map(|&(pool, row)| levels[pool][row]).collect();
             let pert: Vec<f32> = chunk.iter().flat_map(|j| j.pert.iter().copied()).collect();
             let ints = |v: Vec<i64>| Tensor::<1, Int>::from_data(TensorData::new(v, [b]), &self.device);
             let cond = Conditions {
@@ -291,21 +352,37 @@ impl Predictor {
                     Tensor::<1>::from_data(TensorData::new(doses, [b]), &self.device)
                 }),
             };
-            let z0 = Tensor::<3>::from_data(TensorData::new(z0, [b, s, g]), &self.device);
-            let pred = transport_sets(&self.model, z0, &cond, steps)?;
-            let mut host: Vec<f32> = pred
-                .into_data()
-                .try_to_vec::<f32>()
-                .map_err(|e| TrainError::Data(format!("{e:?}")))?;
+            match (&self.fused, self.engine) {
+                (Some(fused), Engine::Fused) => {
+                    transport_sets_fused(&self.model, fused, &mut z0, &mut scratch, s, &cond, steps)?
+                }
+                _ => {
+                    let input = Tensor::<3>::from_data(TensorData::new(z0.clone(), [b, s, g]), &self.device);
+                    z0 = transport_sets(&self.model, input, &cond, steps)?
+                        .into_data()
+                        .try_to_vec::<f32>()
+                        .map_err(|e| TrainError::Data(format!("{e:?}")))?;
+                }
+            }
+            let host = &mut z0;
             if rounding != CountRounding::Off {
-                round_stream.round_cells(&mut host, g, &source, rounding);
+                round_stream.round_cells(host, g, &source, rounding);
             }
-            // jobs of a request are consecutive, so appending in job order is request order
-            for (bi, job) in chunk.iter().enumerate() {
-                let take = remaining[job.req].min(s);
-                remaining[job.req] -= take;
-                out.extend_from_slice(&host[bi * s * g..(bi * s + take) * g]);
+            // jobs of a request are consecutive, so job order is request order: this pass's rows are
+            // the next `sum(take)` rows of `out`, one disjoint piece per set
+            let pass_len: usize = chunk_takes.iter().sum::<usize>() * g;
+            let mut rest = &mut out[written..written + pass_len];
+            written += pass_len;
+            let mut pieces = Vec::with_capacity(b);
+            for &take in chunk_takes {
+                let (head, tail) = rest.split_at_mut(take * g);
+                pieces.push(head);
+                rest = tail;
             }
+            pieces
+                .into_par_iter()
+                .zip(host.par_chunks_exact(s * g))
+                .for_each(|(dst, set)| dst.copy_from_slice(&set[..dst.len()]));
         }
         Ok(())
     }

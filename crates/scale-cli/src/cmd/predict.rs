@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use scale_io::{detect_space, read_h5ad, write_h5ad, AnnData, Column, DenseMatrix, Frame, Matrix};
 use scale_model::DeviceChoice;
-use scale_train::predict::{ControlPool, CountRounding, PredictRequest, Predictor};
+use scale_train::predict::{ControlPool, CountRounding, Engine, PredictRequest, Predictor};
 use scale_train::DataContract;
 
 use super::Ctx;
@@ -57,6 +57,11 @@ pub struct Args {
     /// binary built with the cargo feature of that name.
     #[arg(long, default_value = "cpu")]
     pub device: DeviceChoice,
+    /// Forward pass on the CPU: `fused` (a few sets per thread through the whole network; the default)
+    /// or `burn` (burn's operators, as in training). Same predictions up to float32 rounding. Other
+    /// devices always use burn.
+    #[arg(long, default_value = "fused")]
+    pub engine: Engine,
 }
 
 pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
@@ -66,6 +71,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
         Predictor::open(&args.run, &device).with_context(|| format!("opening run {}", args.run.display()))?;
     predictor.sets_per_pass = args.sets_per_pass.max(1);
     predictor.count_rounding = args.count_rounding;
+    predictor.engine = args.engine;
     match (&args.controls, &args.store) {
         (Some(controls), None) => {
             let perts = args.perts.as_deref().context("--perts is required with --controls")?;

@@ -1,0 +1,396 @@
+//! A fused CPU forward pass of [`TransportModel`](crate::TransportModel) for inference.
+//!
+//! burn runs the network one operator at a time over the whole batch: every linear layer, norm and
+//! activation reads and writes a [B·S, ·] tensor in main memory, and the non-GEMM operators (SiLU,
+//! norms, reshapes, copies) took about two thirds of `scale predict` at STATE's tiny config. Here the
+//! same arithmetic runs on a few sets at a time per thread (128 cells by default), so a chunk's
+//! activations stay in the core's L2 cache from the encoder to the decoder: matrix products go through
+//! `gemm` (single-threaded inside each chunk), the elementwise work is fused into their outputs, and
+//! the decoder writes `relu(z_t + Δ)` straight into the caller's buffer.
+//!
+//! It is an inference engine only (no autodiff), built from a trained model's weights by
+//! [`TransportModel::fused`](crate::TransportModel::fused); the set conditions [B, D] still come from
+//! burn ([`TransportModel::set_conditions`](crate::TransportModel::set_conditions)), so every embedding
+//! has one implementation. A test holds it to burn's forward pass within float32 rounding.
+//!
+//! Shapes: S cells per set, G genes, D model width, H heads of width Dh, M SwiGLU width; R rows
+//! (cells) in a chunk, always whole sets.
+
+use gemm::Parallelism;
+use rayon::prelude::*;
+
+/// A linear layer `y = x W + b`, W row-major [d_in, d_out] (burn's layout).
+#[derive(Debug, Clone)]
+pub(crate) struct Dense {
+    pub(crate) w: Vec<f32>,
+    pub(crate) b: Option<Vec<f32>>,
+    pub(crate) d_in: usize,
+    pub(crate) d_out: usize,
+}
+
+impl Dense {
+    /// `out = x W` (+ `out` when `accumulate`), then + b. x [R, d_in], out [R, d_out].
+    fn forward(&self, x: &[f32], rows: usize, out: &mut [f32], accumulate: bool) {
+        matmul(x, rows, self.d_in, &self.w, self.d_out, out, accumulate);
+        if let Some(b) = &self.b {
+            for row in out.chunks_exact_mut(self.d_out) {
+                for (o, &bi) in row.iter_mut().zip(b) {
+                    *o += bi;
+                }
+            }
+        }
+    }
+}
+
+/// One pre-norm block: x + attn(norm(x)), then + swiglu(norm(x)).
+#[derive(Debug, Clone)]
+pub(crate) struct FusedBlock {
+    pub(crate) attn_norm: Vec<f32>,
+    pub(crate) q: Dense,
+    pub(crate) k: Dense,
+    pub(crate) v: Dense,
+    pub(crate) o: Dense,
+    pub(crate) mlp_norm: Vec<f32>,
+    pub(crate) gate: Dense,
+    pub(crate) up: Dense,
+    pub(crate) down: Dense,
+}
+
+/// The per-cell part of the network (encoder, blocks, final norm, decoder) with plain float32 weights.
+#[derive(Debug, Clone)]
+pub struct FusedTransport {
+    pub(crate) n_genes: usize,
+    pub(crate) hidden: usize,
+    pub(crate) n_heads: usize,
+    pub(crate) head_dim: usize,
+    pub(crate) norm_eps: f32,
+    pub(crate) encoder: Vec<Dense>,
+    pub(crate) blocks: Vec<FusedBlock>,
+    pub(crate) final_norm: Vec<f32>,
+    pub(crate) decoder: Vec<Dense>,
+}
+
+/// Cells per work item: the chunk's activations (a few hundred KiB at D = 128) fit in L2.
+const CHUNK_CELLS: usize = 128;
+
+impl FusedTransport {
+    /// Number of genes (input and output width).
+    pub fn n_genes(&self) -> usize {
+        self.n_genes
+    }
+
+    /// Model width D (the width of a set condition).
+    pub fn hidden(&self) -> usize {
+        self.hidden
+    }
+
+    /// Predicts the endpoints of `B` sets of `s` cells: `z_t` [B·s, G] row-major, `cond` [B, D] (the set
+    /// conditions), `out` [B·s, G] receives `relu(z_t + decoder(...))`. Sets run in parallel on rayon's
+    /// pool, a few per work item.
+    pub fn forward(&self, z_t: &[f32], cond: &[f32], s: usize, out: &mut [f32]) {
+        let (g, d) = (self.n_genes, self.hidden);
+        assert!(
+            s > 0 && z_t.len() % (s * g) == 0,
+            "z_t is not whole sets of {s} cells × {g} genes"
+        );
+        let b = z_t.len() / (s * g);
+        assert_eq!(cond.len(), b * d, "one condition of width {d} per set");
+        assert_eq!(out.len(), z_t.len(), "output shape");
+        let sets_per_chunk = (CHUNK_CELLS / s).max(1);
+        out.par_chunks_mut(sets_per_chunk * s * g)
+            .zip(z_t.par_chunks(sets_per_chunk * s * g))
+            .zip(cond.par_chunks(sets_per_chunk * d))
+            .for_each(|((out, z), c)| self.forward_chunk(z, c, s, out));
+    }
+
+    /// [`forward`](Self::forward) on whole sets, one thread.
+    fn forward_chunk(&self, z: &[f32], cond: &[f32], s: usize, out: &mut [f32]) {
+        let (g, d) = (self.n_genes, self.hidden);
+        let rows = z.len() / g;
+        let inner = self.n_heads * self.head_dim;
+        // encoder: [R, G] -> [R, D], SiLU between layers
+        let mut x = Vec::new();
+        let mut tmp = Vec::new();
+        for (i, layer) in self.encoder.iter().enumerate() {
+            let input: &[f32] = if i == 0 { z } else { &x };
+            tmp.resize(rows * layer.d_out, 0.0);
+            layer.forward(input, rows, &mut tmp, false);
+            if i + 1 < self.encoder.len() {
+                silu_inplace(&mut tmp);
+            }
+            std::mem::swap(&mut x, &mut tmp);
+        }
+        // + the set's condition on every cell of the set
+        for (set, c) in x.chunks_exact_mut(s * d).zip(cond.chunks_exact(d)) {
+            for row in set.chunks_exact_mut(d) {
+                for (v, &ci) in row.iter_mut().zip(c) {
+                    *v += ci;
+                }
+            }
+        }
+        let mut normed = vec![0.0f32; rows * d];
+        let mut q = vec![0.0f32; rows * inner];
+        let mut k = vec![0.0f32; rows * inner];
+        let mut v = vec![0.0f32; rows * inner];
+        let mut attn = vec![0.0f32; rows * inner];
+        let m = self.blocks.first().map_or(0, |b| b.gate.d_out);
+        let mut gate = vec![0.0f32; rows * m];
+        let mut up = vec![0.0f32; rows * m];
+        let mut scores = vec![0.0f32; s * s];
+        for block in &self.blocks {
+            rms_norm(&x, &block.attn_norm, self.norm_eps, &mut normed);
+            block.q.forward(&normed, rows, &mut q, false);
+            block.k.forward(&normed, rows, &mut k, false);
+            block.v.forward(&normed, rows, &mut v, false);
+            self.attention(&q, &k, &v, s, &mut attn, &mut scores);
+            block.o.forward(&attn, rows, &mut x, true); // residual
+            rms_norm(&x, &block.mlp_norm, self.norm_eps, &mut normed);
+            block.gate.forward(&normed, rows, &mut gate, false);
+            block.up.forward(&normed, rows, &mut up, false);
+            silu_mul(&mut gate, &up);
+            block.down.forward(&gate, rows, &mut x, true); // residual
+        }
+        rms_norm(&x, &self.final_norm, self.norm_eps, &mut normed);
+        // decoder: [R, D] -> [R, G]; the last layer accumulates onto z_t, then ReLU
+        let mut h = normed;
+        let n_dec = self.decoder.len();
+        for (i, layer) in self.decoder.iter().enumerate() {
+            if i + 1 < n_dec {
+                tmp.resize(rows * layer.d_out, 0.0);
+                layer.forward(&h, rows, &mut tmp, false);
+                silu_inplace(&mut tmp);
+                std::mem::swap(&mut h, &mut tmp);
+            } else {
+                out.copy_from_slice(z);
+                layer.forward(&h, rows, out, true);
+                for o in out.iter_mut() {
+                    *o = o.max(0.0);
+                }
+            }
+        }
+    }
+
+    /// Multi-head attention within each set: q, k, v, out [R, H·Dh] (head h in columns h·Dh..),
+    /// softmax(q kᵀ / sqrt(Dh)) v per set and head; `scores` is scratch [S, S].
+    fn attention(&self, q: &[f32], k: &[f32], v: &[f32], s: usize, out: &mut [f32], scores: &mut [f32]) {
+        let (h, dh) = (self.n_heads, self.head_dim);
+        let inner = h * dh;
+        let scale = 1.0 / (dh as f32).sqrt();
+        assert!(scores.len() >= s * s && q.len() == k.len() && k.len() == v.len() && v.len() == out.len());
+        for set in 0..q.len() / (s * inner) {
+            let base = set * s * inner;
+            for head in 0..h {
+                let at = base + head * dh;
+                // SAFETY: the set's rows [base, base + s·inner) lie inside q, k, v and out (checked
+                // above: all have whole sets of s rows of `inner` values); the head's Dh columns start
+                // at `at` within each row; `scores` holds s×s values.
+                unsafe {
+                    // scores [S, S] = q_h [S, Dh] · k_hᵀ [Dh, S] · scale
+                    gemm::gemm(
+                        s,
+                        s,
+                        dh,
+                        scores.as_mut_ptr(),
+                        1,
+                        s as isize,
+                        false,
+                        q.as_ptr().add(at),
+                        1,
+                        inner as isize,
+                        k.as_ptr().add(at),
+                        inner as isize,
+                        1,
+                        1.0f32,
+                        scale,
+                        false,
+                        false,
+                        false,
+                        Parallelism::None,
+                    );
+                }
+                for row in scores[..s * s].chunks_exact_mut(s) {
+                    let max = row.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+                    let mut total = 0.0f32;
+                    for x in row.iter_mut() {
+                        *x = exp_f32(*x - max);
+                        total += *x;
+                    }
+                    let inv = 1.0 / total;
+                    row.iter_mut().for_each(|x| *x *= inv);
+                }
+                // SAFETY: as above.
+                unsafe {
+                    // out_h [S, Dh] = p [S, S] · v_h [S, Dh]
+                    gemm::gemm(
+                        s,
+                        dh,
+                        s,
+                        out.as_mut_ptr().add(at),
+                        1,
+                        inner as isize,
+                        false,
+                        scores.as_ptr(),
+                        1,
+                        s as isize,
+                        v.as_ptr().add(at),
+                        1,
+                        inner as isize,
+                        1.0f32,
+                        1.0f32,
+                        false,
+                        false,
+                        false,
+                        Parallelism::None,
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// `out = x W` (+ `out` when `accumulate`): x [m, k], W [k, n], out [m, n], all row-major.
+fn matmul(x: &[f32], m: usize, k: usize, w: &[f32], n: usize, out: &mut [f32], accumulate: bool) {
+    assert!(
+        x.len() >= m * k && w.len() == k * n && out.len() >= m * n,
+        "matmul shapes"
+    );
+    // SAFETY: the three buffers hold at least m×k, k×n and m×n elements (checked above) with the
+    // row-major strides given; `out` does not alias the inputs (distinct borrows).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            out.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            x.as_ptr(),
+            1,
+            k as isize,
+            w.as_ptr(),
+            1,
+            n as isize,
+            1.0f32,
+            1.0f32,
+            false,
+            false,
+            false,
+            Parallelism::None,
+        )
+    }
+}
+
+/// Row-wise RMSNorm as burn computes it: `x / sqrt(mean(x²) + eps) * gamma`; rows of width gamma.len().
+fn rms_norm(x: &[f32], gamma: &[f32], eps: f32, out: &mut [f32]) {
+    let d = gamma.len();
+    for (row, o) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
+        let ms = row.iter().map(|v| v * v).sum::<f32>() / d as f32;
+        let rms = (ms + eps).sqrt();
+        for ((oo, &v), &gm) in o.iter_mut().zip(row).zip(gamma) {
+            *oo = v / rms * gm;
+        }
+    }
+}
+
+/// `e^x` for the sigmoid: range reduction to `r` in [-ln2/2, ln2/2] and a degree-6 polynomial
+/// (relative error about 2e-7, float32 rounding), branch-free so loops over it vectorise. Inputs are
+/// clamped to the finite range of float32.
+#[inline(always)]
+fn exp_f32(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_145_75;
+    const LN2_LO: f32 = 1.428_606_8e-6;
+    // 1.5·2^23: adding and subtracting it rounds to the nearest integer
+    const ROUND: f32 = 12_582_912.0;
+    let x = x.clamp(-87.0, 88.0);
+    let t = x * LOG2E + ROUND;
+    let n = t - ROUND;
+    let r = x - n * LN2_HI - n * LN2_LO;
+    let p = 1.0 + r * (1.0 + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
+    // n sits in the low mantissa bits of t; shift it into the exponent
+    let scale = f32::from_bits(((t.to_bits() as i32 - 0x4B40_0000 + 127) << 23) as u32);
+    p * scale
+}
+
+#[inline(always)]
+fn silu(x: f32) -> f32 {
+    x / (1.0 + exp_f32(-x))
+}
+
+/// SiLU in place.
+fn silu_inplace(x: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if avx2() {
+            // SAFETY: the CPU has AVX2 and FMA (checked).
+            unsafe { silu_inplace_avx2(x) };
+            return;
+        }
+    }
+    x.iter_mut().for_each(|v| *v = silu(*v));
+}
+
+/// `gate = silu(gate) * up` (SwiGLU).
+fn silu_mul(gate: &mut [f32], up: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if avx2() {
+            // SAFETY: the CPU has AVX2 and FMA (checked).
+            unsafe { silu_mul_avx2(gate, up) };
+            return;
+        }
+    }
+    gate.iter_mut().zip(up).for_each(|(gt, &u)| *gt = silu(*gt) * u);
+}
+
+#[cfg(target_arch = "x86_64")]
+fn avx2() -> bool {
+    static AVX2: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *AVX2.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn silu_inplace_avx2(x: &mut [f32]) {
+    x.iter_mut().for_each(|v| *v = silu(*v));
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn silu_mul_avx2(gate: &mut [f32], up: &[f32]) {
+    gate.iter_mut().zip(up).for_each(|(gt, &u)| *gt = silu(*gt) * u);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exp_matches_std_to_float32_rounding() {
+        let mut worst = 0.0f64;
+        let mut x = -87.0f32;
+        while x < 88.0 {
+            let (got, want) = (exp_f32(x) as f64, (x as f64).exp());
+            worst = worst.max(((got - want) / want).abs());
+            x += 0.0137;
+        }
+        assert!(worst < 5e-7, "worst relative error {worst}");
+        assert_eq!(exp_f32(0.0), 1.0);
+        assert!(exp_f32(-1000.0) > 0.0 && exp_f32(1000.0).is_finite());
+    }
+
+    #[test]
+    fn silu_is_x_times_sigmoid() {
+        for &x in &[-100.0f32, -5.0, -0.5, 0.0, 0.3, 4.0, 60.0] {
+            let want = x as f64 / (1.0 + (-x as f64).exp());
+            let mut v = [x];
+            silu_inplace(&mut v);
+            assert!(
+                (v[0] as f64 - want).abs() <= 1e-6 * want.abs().max(1.0),
+                "silu({x}) = {}",
+                v[0]
+            );
+        }
+    }
+}
