@@ -35,7 +35,7 @@ for i in 1 2 3; do
   echo "== run $i, load $(cut -d' ' -f1-3 /proc/loadavg)"
   /usr/bin/time -f "scale wall %e s, peak %M kB" "$SCALE" predict --run "$WORK/runs/scale" \
     --controls "$WORK/infer/controls.h5ad" --perts "$WORK/infer/perts.tsv" --out "$WORK/infer/scale.h5ad" \
-    --threads 2 2>&1 | grep -a "predicted\|wall"
+    --threads 2 2>&1 | grep -a "forward passes\|predicted\|wall"
   /usr/bin/time -f "STATE wall %e s, peak %M kB" "$PY" "$HERE/state_infer_timed.py" --model-dir "$WORK/runs/state" \
     --checkpoint "$WORK/runs/state/checkpoints/final.ckpt" --adata "$WORK/cl/syn.h5ad" --pert-col target_gene \
     --celltype-col cell_type --batch-col gem_group --control-pert non-targeting --seed 0 \

@@ -42,18 +42,45 @@ impl Dense {
     }
 }
 
-/// One pre-norm block: x + attn(norm(x)), then + swiglu(norm(x)).
+/// One pre-norm block: x + attn(norm(x)), then + swiglu(norm(x)). The q, k, v projections are one
+/// layer (their weights side by side), and so are gate and up: one wider product instead of three or
+/// two narrow ones, with the normed input packed once.
 #[derive(Debug, Clone)]
 pub(crate) struct FusedBlock {
     pub(crate) attn_norm: Vec<f32>,
-    pub(crate) q: Dense,
-    pub(crate) k: Dense,
-    pub(crate) v: Dense,
+    /// [D, 3·H·Dh]: q, then k, then v columns.
+    pub(crate) qkv: Dense,
     pub(crate) o: Dense,
     pub(crate) mlp_norm: Vec<f32>,
-    pub(crate) gate: Dense,
-    pub(crate) up: Dense,
+    /// [D, 2·M]: gate, then up columns.
+    pub(crate) gate_up: Dense,
     pub(crate) down: Dense,
+}
+
+impl Dense {
+    /// The layers side by side (same input width): output columns of `parts[0]`, then `parts[1]`, ...
+    /// A missing bias counts as zeros.
+    pub(crate) fn side_by_side(parts: &[Dense]) -> Dense {
+        let d_in = parts[0].d_in;
+        assert!(
+            parts.iter().all(|p| p.d_in == d_in),
+            "layers side by side need one input width"
+        );
+        let d_out: usize = parts.iter().map(|p| p.d_out).sum();
+        let mut w = Vec::with_capacity(d_in * d_out);
+        for i in 0..d_in {
+            for p in parts {
+                w.extend_from_slice(&p.w[i * p.d_out..(i + 1) * p.d_out]);
+            }
+        }
+        let b = parts.iter().any(|p| p.b.is_some()).then(|| {
+            parts
+                .iter()
+                .flat_map(|p| p.b.clone().unwrap_or_else(|| vec![0.0; p.d_out]))
+                .collect()
+        });
+        Dense { w, b, d_in, d_out }
+    }
 }
 
 /// The per-cell part of the network (encoder, blocks, final norm, decoder) with plain float32 weights.
@@ -129,26 +156,21 @@ impl FusedTransport {
             }
         }
         let mut normed = vec![0.0f32; rows * d];
-        let mut q = vec![0.0f32; rows * inner];
-        let mut k = vec![0.0f32; rows * inner];
-        let mut v = vec![0.0f32; rows * inner];
+        let mut qkv = vec![0.0f32; rows * 3 * inner];
         let mut attn = vec![0.0f32; rows * inner];
-        let m = self.blocks.first().map_or(0, |b| b.gate.d_out);
-        let mut gate = vec![0.0f32; rows * m];
-        let mut up = vec![0.0f32; rows * m];
+        let m = self.blocks.first().map_or(0, |b| b.down.d_in);
+        let mut gate_up = vec![0.0f32; rows * 2 * m];
+        let mut act = vec![0.0f32; rows * m];
         let mut scores = vec![0.0f32; s * s];
         for block in &self.blocks {
             rms_norm(&x, &block.attn_norm, self.norm_eps, &mut normed);
-            block.q.forward(&normed, rows, &mut q, false);
-            block.k.forward(&normed, rows, &mut k, false);
-            block.v.forward(&normed, rows, &mut v, false);
-            self.attention(&q, &k, &v, s, &mut attn, &mut scores);
+            block.qkv.forward(&normed, rows, &mut qkv, false);
+            self.attention(&qkv, s, &mut attn, &mut scores);
             block.o.forward(&attn, rows, &mut x, true); // residual
             rms_norm(&x, &block.mlp_norm, self.norm_eps, &mut normed);
-            block.gate.forward(&normed, rows, &mut gate, false);
-            block.up.forward(&normed, rows, &mut up, false);
-            silu_mul(&mut gate, &up);
-            block.down.forward(&gate, rows, &mut x, true); // residual
+            block.gate_up.forward(&normed, rows, &mut gate_up, false);
+            silu_mul(&gate_up, m, &mut act);
+            block.down.forward(&act, rows, &mut x, true); // residual
         }
         rms_norm(&x, &self.final_norm, self.norm_eps, &mut normed);
         // decoder: [R, D] -> [R, G]; the last layer accumulates onto z_t, then ReLU
@@ -170,20 +192,24 @@ impl FusedTransport {
         }
     }
 
-    /// Multi-head attention within each set: q, k, v, out [R, H·Dh] (head h in columns h·Dh..),
-    /// softmax(q kᵀ / sqrt(Dh)) v per set and head; `scores` is scratch [S, S].
-    fn attention(&self, q: &[f32], k: &[f32], v: &[f32], s: usize, out: &mut [f32], scores: &mut [f32]) {
+    /// Multi-head attention within each set: `qkv` [R, 3·H·Dh] (q, k, v side by side, head h in
+    /// columns h·Dh.. of each), out [R, H·Dh]; softmax(q kᵀ / sqrt(Dh)) v per set and head; `scores` is
+    /// scratch [S, S].
+    fn attention(&self, qkv: &[f32], s: usize, out: &mut [f32], scores: &mut [f32]) {
         let (h, dh) = (self.n_heads, self.head_dim);
         let inner = h * dh;
+        let stride = 3 * inner;
         let scale = 1.0 / (dh as f32).sqrt();
-        assert!(scores.len() >= s * s && q.len() == k.len() && k.len() == v.len() && v.len() == out.len());
-        for set in 0..q.len() / (s * inner) {
-            let base = set * s * inner;
+        assert!(scores.len() >= s * s && qkv.len() == 3 * out.len() && out.len() % (s * inner) == 0);
+        for set in 0..out.len() / (s * inner) {
+            let base = set * s * stride;
             for head in 0..h {
-                let at = base + head * dh;
-                // SAFETY: the set's rows [base, base + s·inner) lie inside q, k, v and out (checked
-                // above: all have whole sets of s rows of `inner` values); the head's Dh columns start
-                // at `at` within each row; `scores` holds s×s values.
+                let q_at = base + head * dh;
+                let (k_at, v_at) = (q_at + inner, q_at + 2 * inner);
+                let o_at = set * s * inner + head * dh;
+                // SAFETY: the set's rows [base, base + s·stride) lie inside qkv and its rows
+                // [set·s·inner, (set + 1)·s·inner) inside out (checked above: whole sets); the head's
+                // Dh columns start at the offsets above within each row; `scores` holds s×s values.
                 unsafe {
                     // scores [S, S] = q_h [S, Dh] · k_hᵀ [Dh, S] · scale
                     gemm::gemm(
@@ -194,11 +220,11 @@ impl FusedTransport {
                         1,
                         s as isize,
                         false,
-                        q.as_ptr().add(at),
+                        qkv.as_ptr().add(q_at),
                         1,
-                        inner as isize,
-                        k.as_ptr().add(at),
-                        inner as isize,
+                        stride as isize,
+                        qkv.as_ptr().add(k_at),
+                        stride as isize,
                         1,
                         1.0f32,
                         scale,
@@ -225,16 +251,16 @@ impl FusedTransport {
                         s,
                         dh,
                         s,
-                        out.as_mut_ptr().add(at),
+                        out.as_mut_ptr().add(o_at),
                         1,
                         inner as isize,
                         false,
                         scores.as_ptr(),
                         1,
                         s as isize,
-                        v.as_ptr().add(at),
+                        qkv.as_ptr().add(v_at),
                         1,
-                        inner as isize,
+                        stride as isize,
                         1.0f32,
                         1.0f32,
                         false,
@@ -331,17 +357,27 @@ fn silu_inplace(x: &mut [f32]) {
     x.iter_mut().for_each(|v| *v = silu(*v));
 }
 
-/// `gate = silu(gate) * up` (SwiGLU).
-fn silu_mul(gate: &mut [f32], up: &[f32]) {
+/// SwiGLU: `act = silu(gate) * up` row by row, with `gate_up` rows [gate (m) | up (m)].
+fn silu_mul(gate_up: &[f32], m: usize, act: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     {
         if avx2() {
             // SAFETY: the CPU has AVX2 and FMA (checked).
-            unsafe { silu_mul_avx2(gate, up) };
+            unsafe { silu_mul_avx2(gate_up, m, act) };
             return;
         }
     }
-    gate.iter_mut().zip(up).for_each(|(gt, &u)| *gt = silu(*gt) * u);
+    silu_mul_generic(gate_up, m, act)
+}
+
+#[inline(always)]
+fn silu_mul_generic(gate_up: &[f32], m: usize, act: &mut [f32]) {
+    for (row, a) in gate_up.chunks_exact(2 * m).zip(act.chunks_exact_mut(m)) {
+        let (gate, up) = row.split_at(m);
+        for ((o, &gt), &u) in a.iter_mut().zip(gate).zip(up) {
+            *o = silu(gt) * u;
+        }
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -358,8 +394,8 @@ unsafe fn silu_inplace_avx2(x: &mut [f32]) {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn silu_mul_avx2(gate: &mut [f32], up: &[f32]) {
-    gate.iter_mut().zip(up).for_each(|(gt, &u)| *gt = silu(*gt) * u);
+unsafe fn silu_mul_avx2(gate_up: &[f32], m: usize, act: &mut [f32]) {
+    silu_mul_generic(gate_up, m, act)
 }
 
 #[cfg(test)]

@@ -396,13 +396,14 @@ impl TransportModel {
                 .map(|b| {
                     Ok(FusedBlock {
                         attn_norm: host(b.attn_norm.gamma.val())?,
-                        q: dense(&b.attn.q_proj)?,
-                        k: dense(&b.attn.k_proj)?,
-                        v: dense(&b.attn.v_proj)?,
+                        qkv: Dense::side_by_side(&[
+                            dense(&b.attn.q_proj)?,
+                            dense(&b.attn.k_proj)?,
+                            dense(&b.attn.v_proj)?,
+                        ]),
                         o: dense(&b.attn.o_proj)?,
                         mlp_norm: host(b.mlp_norm.gamma.val())?,
-                        gate: dense(&b.mlp.gate_proj)?,
-                        up: dense(&b.mlp.up_proj)?,
+                        gate_up: Dense::side_by_side(&[dense(&b.mlp.gate_proj)?, dense(&b.mlp.up_proj)?]),
                         down: dense(&b.mlp.down_proj)?,
                     })
                 })

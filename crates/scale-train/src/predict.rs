@@ -319,6 +319,9 @@ impl Predictor {
         let mut z0: Vec<f32> = Vec::new();
         let mut scratch: Vec<f32> = Vec::new();
         let per_pass = self.sets_per_pass.max(1);
+        // time inside the model's forward passes alone (what STATE's inference timing counts)
+        let mut forward_s = 0.0f64;
+        let forwarded = jobs.len() * s;
         for (chunk, chunk_takes) in jobs.chunks(per_pass).zip(takes.chunks(per_pass)) {
             let b = chunk.len();
             // every row is overwritten by a control cell below
@@ -352,6 +355,7 @@ impl Predictor {
                     Tensor::<1>::from_data(TensorData::new(doses, [b]), &self.device)
                 }),
             };
+            let forward_start = std::time::Instant::now();
             match (&self.fused, self.engine) {
                 (Some(fused), Engine::Fused) => {
                     transport_sets_fused(&self.model, fused, &mut z0, &mut scratch, s, &cond, steps)?
@@ -364,6 +368,7 @@ impl Predictor {
                         .map_err(|e| TrainError::Data(format!("{e:?}")))?;
                 }
             }
+            forward_s += forward_start.elapsed().as_secs_f64();
             let host = &mut z0;
             if rounding != CountRounding::Off {
                 round_stream.round_cells(host, g, &source, rounding);
@@ -384,6 +389,13 @@ impl Predictor {
                 .zip(host.par_chunks_exact(s * g))
                 .for_each(|(dst, set)| dst.copy_from_slice(&set[..dst.len()]));
         }
+        tracing::info!(
+            cells = forwarded,
+            seconds = forward_s,
+            cells_per_s = forwarded as f64 / forward_s.max(1e-9),
+            engine = ?self.engine,
+            "forward passes"
+        );
         Ok(())
     }
 }
