@@ -565,10 +565,22 @@ impl DeTable {
 
     /// pdex's CSV (polars `write_csv`), written atomically.
     pub fn write_csv(&self, path: &Path) -> Result<()> {
-        use std::fmt::Write as _;
         // blocks are formatted in parallel (float formatting dominates), then concatenated; fields
         // are appended in place (no String per field) and feature names quoted once
         let features: Vec<String> = self.features.iter().map(|f| csv_field(f)).collect();
+        // The reference (control) mean of a gene is the same in every block: formatted once per gene
+        // and reused when the value's bits match.
+        let mut ref_text: Vec<(u32, String)> = vec![(0, String::new()); self.features.len()];
+        let mut seen = vec![false; self.features.len()];
+        if let Some(b) = self.blocks.first() {
+            for i in 0..b.len() {
+                let f = b.feature[i] as usize;
+                if f < ref_text.len() && !seen[f] {
+                    seen[f] = true;
+                    ref_text[f] = (b.ref_mean[i].to_bits(), crate::fmt::fmt_f32(b.ref_mean[i]));
+                }
+            }
+        }
         let format_block = |b: &DeBlock| {
             let mut s = String::with_capacity(b.len() * 120);
             let target = csv_field(&b.target);
@@ -579,8 +591,17 @@ impl DeTable {
                 s.push(',');
                 push_f32(&mut s, b.target_mean[i]);
                 s.push(',');
-                push_f32(&mut s, b.ref_mean[i]);
-                let _ = write!(s, ",{},{},", b.target_membership[i], b.ref_membership[i]);
+                let f = b.feature[i] as usize;
+                match ref_text.get(f) {
+                    Some((bits, text)) if seen[f] && *bits == b.ref_mean[i].to_bits() => s.push_str(text),
+                    _ => push_f32(&mut s, b.ref_mean[i]),
+                }
+                let mut ints = itoa::Buffer::new();
+                s.push(',');
+                s.push_str(ints.format(b.target_membership[i]));
+                s.push(',');
+                s.push_str(ints.format(b.ref_membership[i]));
+                s.push(',');
                 for v in [b.log2_fold_change[i], b.percent_change[i], b.p_value[i], b.statistic[i]] {
                     push_f64(&mut s, v);
                     s.push(',');

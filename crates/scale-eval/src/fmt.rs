@@ -71,6 +71,18 @@ pub fn push_f64(out: &mut String, v: f64) {
         return;
     }
     let a = v.abs();
+    // whole and half values (Mann-Whitney U, p = 1): integer digits, then ".0" or ".5", which is what
+    // ryu writes for them below 2^53, without its digit search
+    let twice = a * 2.0;
+    if twice < 9.0e15 && twice == twice.trunc() {
+        if v < 0.0 {
+            out.push('-');
+        }
+        let whole = a.trunc();
+        out.push_str(itoa::Buffer::new().format(whole as u64));
+        out.push_str(if a == whole { ".0" } else { ".5" });
+        return;
+    }
     if (1e-5..1e16).contains(&a) {
         // fast path: ryu's shortest round-trip digits in plain notation, which over exactly this range
         // is what polars writes (integers get ".0"); about twice as fast as `Display` (Grisu)
@@ -265,6 +277,30 @@ mod tests {
             assert_eq!(fmt_f64(v), s);
         }
         assert_eq!(fmt_f64(f64::NEG_INFINITY), "-inf");
+    }
+
+    #[test]
+    fn whole_and_half_values_match_ryu() {
+        // the integer fast path must write what the ryu path writes
+        let mut vals = vec![
+            0.5,
+            1.0,
+            2.5,
+            39258.0,
+            39258.5,
+            1e15,
+            4.4e15,
+            123456789012.5,
+            9.0e14 + 0.5,
+        ];
+        vals.extend((0..2000).map(|i| i as f64 * 0.5 + 1.0));
+        for v in vals {
+            for x in [v, -v] {
+                let mut got = String::new();
+                push_f64(&mut got, x);
+                assert_eq!(got, ryu::Buffer::new().format_finite(x), "{x}");
+            }
+        }
     }
 
     #[test]
