@@ -4,7 +4,7 @@
 # (about 17,000 cells) by `scale predict`, and every row of the set simulated by `state tx infer`
 # (scripts/state_infer_timed.py adds up STATE's forward passes). Alternating, 3 fresh processes each, 2
 # threads. Results: docs/bench/model.md ("Inference at the STATE-tiny config").
-# Usage: scripts/bench_infer.sh      Env: SCALE, PEERS (default /tmp/peers), WORK (default /tmp/bench_contention)
+# Usage: scripts/bench_infer.sh      Env: SCALE, PEERS (default /tmp/peers), WORK (default /tmp/bench_contention), RUNS (default 3)
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=lib_state.sh
@@ -31,7 +31,7 @@ with open(f"{w}/infer/perts.tsv", "w") as f:
         n += counts[p]
 print(f"{ctrl.n_obs} controls, {len(c['pert_components'])} perturbations, {n} cells to predict")
 PY
-for i in 1 2 3; do
+for i in $(seq 1 "${RUNS:-3}"); do
   echo "== run $i, load $(cut -d' ' -f1-3 /proc/loadavg)"
   /usr/bin/time -f "scale wall %e s, peak %M kB" "$SCALE" predict --run "$WORK/runs/scale" \
     --controls "$WORK/infer/controls.h5ad" --perts "$WORK/infer/perts.tsv" --out "$WORK/infer/scale.h5ad" \
