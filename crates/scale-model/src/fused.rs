@@ -117,7 +117,7 @@ impl FusedTransport {
     pub fn forward(&self, z_t: &[f32], cond: &[f32], s: usize, out: &mut [f32]) {
         let (g, d) = (self.n_genes, self.hidden);
         assert!(
-            s > 0 && z_t.len() % (s * g) == 0,
+            s > 0 && z_t.len().is_multiple_of(s * g),
             "z_t is not whole sets of {s} cells × {g} genes"
         );
         let b = z_t.len() / (s * g);
@@ -200,7 +200,7 @@ impl FusedTransport {
         let inner = h * dh;
         let stride = 3 * inner;
         let scale = 1.0 / (dh as f32).sqrt();
-        assert!(scores.len() >= s * s && qkv.len() == 3 * out.len() && out.len() % (s * inner) == 0);
+        assert!(scores.len() >= s * s && qkv.len() == 3 * out.len() && out.len().is_multiple_of(s * inner));
         for set in 0..out.len() / (s * inner) {
             let base = set * s * stride;
             for head in 0..h {

@@ -77,7 +77,7 @@ pub fn transport_sets_fused(
         return Err(ModelError::Infer("the number of Euler steps must be at least 1".into()));
     }
     let g = fused.n_genes();
-    if s == 0 || z.len() % (s * g) != 0 {
+    if s == 0 || !z.len().is_multiple_of(s * g) {
         return Err(ModelError::Infer(format!(
             "control sets of {} values are not whole sets of {s} cells × {g} genes",
             z.len()
