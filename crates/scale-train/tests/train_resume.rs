@@ -3,7 +3,7 @@
 
 use scale_model::burn::tensor::Device;
 use scale_model::PertEncoder;
-use scale_train::predict::{ControlPool, PredictRequest, Predictor};
+use scale_train::predict::{ControlPool, CountRounding, Engine, PredictRequest, Predictor};
 use scale_train::{BatchSource, DataContract, FitOptions, InMemorySource, MetricLine, TrainConfig, Trainer};
 
 mod common;
@@ -201,4 +201,20 @@ fn training_reduces_the_loss_and_the_run_predicts() {
     }];
     let e = pred.predict(&bad, &pools, 3).unwrap_err().to_string();
     assert!(e.contains("\"Z\""), "{e}");
+
+    // The fused CPU engine (the default) and burn's operators predict the same cells (same control
+    // draws, K = 2 Euler steps), up to float32 rounding.
+    let mut pred = pred;
+    pred.count_rounding = CountRounding::Off;
+    assert_eq!(pred.engine, Engine::Fused);
+    let fused = pred.predict(&reqs, &pools, 3).unwrap();
+    pred.engine = Engine::Burn;
+    let burn = pred.predict(&reqs, &pools, 3).unwrap();
+    let worst = fused
+        .iter()
+        .flatten()
+        .zip(burn.iter().flatten())
+        .map(|(a, b)| (a - b).abs() / b.abs().max(1.0))
+        .fold(0.0f32, f32::max);
+    assert!(worst < 1e-4, "fused vs burn engine: worst difference {worst}");
 }
