@@ -56,6 +56,8 @@ pub struct Predictor {
     /// Which engine runs the per-cell network on the CPU ([`Engine::Fused`] by default there; other
     /// devices always use burn).
     pub engine: Engine,
+    /// Euler steps set by [`Predictor::set_euler_steps`] (the run's own setting otherwise).
+    steps_override: Option<usize>,
     /// Sets per forward pass.
     pub sets_per_pass: usize,
     /// How predicted values below one count of the source control cell are put back on the count
@@ -136,6 +138,7 @@ impl Predictor {
             device,
             run_dir: run_dir.to_path_buf(),
             engine: Engine::Fused,
+            steps_override: None,
             sets_per_pass: 32,
             count_rounding: CountRounding::Stochastic,
         })
@@ -163,7 +166,27 @@ impl Predictor {
 
     /// Euler steps used.
     pub fn euler_steps(&self) -> usize {
-        self.cfg.transport.inference_steps()
+        self.steps_override
+            .unwrap_or_else(|| self.cfg.transport.inference_steps())
+    }
+
+    /// Integrates with `k` Euler steps instead of the run's `transport.euler_steps` (endpoint runs
+    /// only: a direct-map run has no path to integrate along).
+    pub fn set_euler_steps(&mut self, k: usize) -> Result<(), TrainError> {
+        use crate::config::Mode;
+        if k == 0 {
+            return Err(TrainError::Contract(
+                "the number of Euler steps must be at least 1".into(),
+            ));
+        }
+        if self.cfg.transport.mode == Mode::Direct && k != 1 {
+            return Err(TrainError::Contract(format!(
+                "{k} Euler steps asked, but the run was trained as a direct map (transport.mode = \"direct\"), \
+                 which predicts in one step only"
+            )));
+        }
+        self.steps_override = Some(k);
+        Ok(())
     }
 
     /// Predicts every request from control cells of its context (and batch, when the pools are

@@ -217,4 +217,16 @@ fn training_reduces_the_loss_and_the_run_predicts() {
         .map(|(a, b)| (a - b).abs() / b.abs().max(1.0))
         .fold(0.0f32, f32::max);
     assert!(worst < 1e-4, "fused vs burn engine: worst difference {worst}");
+
+    // The run integrates in 2 Euler steps; one step (the direct map of the endpoint model) is another
+    // prediction from the same control draws, and 0 steps is a named error.
+    assert_eq!(pred.euler_steps(), 2);
+    pred.engine = Engine::Fused;
+    pred.set_euler_steps(1).unwrap();
+    assert_eq!(pred.euler_steps(), 1);
+    let one_step = pred.predict(&reqs, &pools, 3).unwrap();
+    assert_eq!(one_step[0].len(), fused[0].len());
+    assert_ne!(one_step, fused);
+    let e = pred.set_euler_steps(0).unwrap_err().to_string();
+    assert!(e.contains("at least 1"), "{e}");
 }

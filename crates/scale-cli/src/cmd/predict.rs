@@ -62,6 +62,10 @@ pub struct Args {
     /// devices always use burn.
     #[arg(long, default_value = "fused")]
     pub engine: Engine,
+    /// Euler steps from the controls to the prediction (endpoint-transport runs; default: the run's
+    /// `transport.euler_steps`). 1 is the direct map z1_hat(z0, t = 0).
+    #[arg(long)]
+    pub euler_steps: Option<usize>,
 }
 
 pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
@@ -72,6 +76,9 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
     predictor.sets_per_pass = args.sets_per_pass.max(1);
     predictor.count_rounding = args.count_rounding;
     predictor.engine = args.engine;
+    if let Some(k) = args.euler_steps {
+        predictor.set_euler_steps(k)?;
+    }
     match (&args.controls, &args.store) {
         (Some(controls), None) => {
             let perts = args.perts.as_deref().context("--perts is required with --controls")?;
