@@ -211,29 +211,17 @@ impl FusedTransport {
                 // SAFETY: the set's rows [base, base + s·stride) lie inside qkv and its rows
                 // [set·s·inner, (set + 1)·s·inner) inside out (checked above: whole sets); the head's
                 // Dh columns start at the offsets above within each row; `scores` holds s×s values.
+                // q, k and v rows of a head: `stride` apart, Dh values from their offset
+                let head = |at: usize, col_stride: isize, row_stride: isize| View {
+                    ptr: qkv[at..].as_ptr(),
+                    col_stride,
+                    row_stride,
+                };
                 unsafe {
-                    // scores [S, S] = q_h [S, Dh] · k_hᵀ [Dh, S] · scale
-                    gemm::gemm(
-                        s,
-                        s,
-                        dh,
-                        scores.as_mut_ptr(),
-                        1,
-                        s as isize,
-                        false,
-                        qkv.as_ptr().add(q_at),
-                        1,
-                        stride as isize,
-                        qkv.as_ptr().add(k_at),
-                        stride as isize,
-                        1,
-                        1.0f32,
-                        scale,
-                        false,
-                        false,
-                        false,
-                        Parallelism::None,
-                    );
+                    // scores [S, S] = q_h [S, Dh] · k_hᵀ [Dh, S] · scale (kᵀ: k read column-wise)
+                    let q = head(q_at, 1, stride as isize);
+                    let kt = head(k_at, stride as isize, 1);
+                    product(s, s, dh, scores.as_mut_ptr(), s, false, q, kt, scale);
                 }
                 for row in scores[..s * s].chunks_exact_mut(s) {
                     let max = row.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
@@ -248,31 +236,75 @@ impl FusedTransport {
                 // SAFETY: as above.
                 unsafe {
                     // out_h [S, Dh] = p [S, S] · v_h [S, Dh]
-                    gemm::gemm(
+                    let p = View {
+                        ptr: scores.as_ptr(),
+                        col_stride: 1,
+                        row_stride: s as isize,
+                    };
+                    product(
                         s,
                         dh,
                         s,
-                        out.as_mut_ptr().add(o_at),
-                        1,
-                        inner as isize,
+                        out[o_at..].as_mut_ptr(),
+                        inner,
                         false,
-                        scores.as_ptr(),
-                        1,
-                        s as isize,
-                        qkv.as_ptr().add(v_at),
-                        1,
-                        stride as isize,
-                        1.0f32,
-                        1.0f32,
-                        false,
-                        false,
-                        false,
-                        Parallelism::None,
+                        p,
+                        head(v_at, 1, stride as isize),
+                        1.0,
                     );
                 }
             }
         }
     }
+}
+
+/// A strided float32 matrix operand for [`product`]: first element, column stride, row stride.
+#[derive(Clone, Copy)]
+struct View {
+    ptr: *const f32,
+    col_stride: isize,
+    row_stride: isize,
+}
+
+/// `dst [m, n] = scale · a [m, k] · b [k, n]` (`+ dst` when `accumulate`), single-threaded; `dst` has
+/// column stride 1 and row stride `dst_row_stride`.
+///
+/// # Safety
+/// Every element the strides address must lie inside its allocation, and `dst` must not overlap `a`
+/// or `b`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn product(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: *mut f32,
+    dst_row_stride: usize,
+    accumulate: bool,
+    a: View,
+    b: View,
+    scale: f32,
+) {
+    gemm::gemm(
+        m,
+        n,
+        k,
+        dst,
+        1,
+        dst_row_stride as isize,
+        accumulate,
+        a.ptr,
+        a.col_stride,
+        a.row_stride,
+        b.ptr,
+        b.col_stride,
+        b.row_stride,
+        1.0f32,
+        scale,
+        false,
+        false,
+        false,
+        Parallelism::None,
+    )
 }
 
 /// `out = x W` (+ `out` when `accumulate`): x [m, k], W [k, n], out [m, n], all row-major.
@@ -284,26 +316,21 @@ fn matmul(x: &[f32], m: usize, k: usize, w: &[f32], n: usize, out: &mut [f32], a
     // SAFETY: the three buffers hold at least m×k, k×n and m×n elements (checked above) with the
     // row-major strides given; `out` does not alias the inputs (distinct borrows).
     unsafe {
-        gemm::gemm(
+        let row_major = |ptr: *const f32, cols: usize| View {
+            ptr,
+            col_stride: 1,
+            row_stride: cols as isize,
+        };
+        product(
             m,
             n,
             k,
             out.as_mut_ptr(),
-            1,
-            n as isize,
+            n,
             accumulate,
-            x.as_ptr(),
-            1,
-            k as isize,
-            w.as_ptr(),
-            1,
-            n as isize,
-            1.0f32,
-            1.0f32,
-            false,
-            false,
-            false,
-            Parallelism::None,
+            row_major(x.as_ptr(), k),
+            row_major(w.as_ptr(), n),
+            1.0,
         )
     }
 }

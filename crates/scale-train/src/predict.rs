@@ -326,7 +326,8 @@ impl Predictor {
             })
             .collect();
         let total: usize = takes.iter().sum::<usize>() * g;
-        let mut written = out.len();
+        let start_len = out.len();
+        let mut written = start_len;
         if out.is_empty() {
             // zeroed by the allocator (untouched pages), so the first writes happen in parallel below
             *out = vec![0.0f32; total];
@@ -345,72 +346,80 @@ impl Predictor {
         // time inside the model's forward passes alone (what STATE's inference timing counts)
         let mut forward_s = 0.0f64;
         let forwarded = jobs.len() * s;
-        for (chunk, chunk_takes) in jobs.chunks(per_pass).zip(takes.chunks(per_pass)) {
-            let b = chunk.len();
-            // every row is overwritten by a control cell below
-            z0.resize(b * s * g, 0.0);
-            z0.truncate(b * s * g);
-            // the control cell each row is transported from (the model is equivariant: output row i is
-            // control row i moved): drawn in order from the one seeded stream, copied in parallel
-            let rows: Vec<(usize, usize)> = chunk
-                .iter()
-                .flat_map(|job| {
-                    let n = pools[job.pool].cells.len() / g;
-                    sample_rows(n, s, &mut rng).into_iter().map(|row| (job.pool, row))
-                })
-                .collect();
-            z0.par_chunks_exact_mut(g).zip(&rows).for_each(|(dst, &(pool, row))| {
-                dst.copy_from_slice(&pools[pool].cells[row * g..(row + 1) * g]);
-            });
-            let source: Vec<CountLevels> = rows.iter().map(|&(pool, row)| levels[pool][row]).collect();
-            let pert: Vec<f32> = chunk.iter().flat_map(|j| j.pert.iter().copied()).collect();
-            let ints = |v: Vec<i64>| Tensor::<1, Int>::from_data(TensorData::new(v, [b]), &self.device);
-            let cond = Conditions {
-                pert: Tensor::<2>::from_data(TensorData::new(pert, [b, p]), &self.device),
-                context: ints(chunk.iter().map(|j| j.context).collect()),
-                batch: self
-                    .tcfg
-                    .model
-                    .use_batch
-                    .then(|| ints(chunk.iter().map(|j| j.batch).collect())),
-                dose: self.tcfg.model.use_dose.then(|| {
-                    let doses: Vec<f32> = chunk.iter().map(|j| j.dose).collect();
-                    Tensor::<1>::from_data(TensorData::new(doses, [b]), &self.device)
-                }),
-            };
-            let forward_start = std::time::Instant::now();
-            match (&self.fused, self.engine) {
-                (Some(fused), Engine::Fused) => {
-                    transport_sets_fused(&self.model, fused, &mut z0, &mut scratch, s, &cond, steps)?
+        // On an error, `out` goes back to what the caller passed in (not rows of zeros).
+        let mut passes = || -> Result<(), TrainError> {
+            for (chunk, chunk_takes) in jobs.chunks(per_pass).zip(takes.chunks(per_pass)) {
+                let b = chunk.len();
+                // every row is overwritten by a control cell below
+                z0.resize(b * s * g, 0.0);
+                z0.truncate(b * s * g);
+                // the control cell each row is transported from (the model is equivariant: output row i is
+                // control row i moved): drawn in order from the one seeded stream, copied in parallel
+                let rows: Vec<(usize, usize)> = chunk
+                    .iter()
+                    .flat_map(|job| {
+                        let n = pools[job.pool].cells.len() / g;
+                        sample_rows(n, s, &mut rng).into_iter().map(|row| (job.pool, row))
+                    })
+                    .collect();
+                z0.par_chunks_exact_mut(g).zip(&rows).for_each(|(dst, &(pool, row))| {
+                    dst.copy_from_slice(&pools[pool].cells[row * g..(row + 1) * g]);
+                });
+                let source: Vec<CountLevels> = rows.iter().map(|&(pool, row)| levels[pool][row]).collect();
+                let pert: Vec<f32> = chunk.iter().flat_map(|j| j.pert.iter().copied()).collect();
+                let ints = |v: Vec<i64>| Tensor::<1, Int>::from_data(TensorData::new(v, [b]), &self.device);
+                let cond = Conditions {
+                    pert: Tensor::<2>::from_data(TensorData::new(pert, [b, p]), &self.device),
+                    context: ints(chunk.iter().map(|j| j.context).collect()),
+                    batch: self
+                        .tcfg
+                        .model
+                        .use_batch
+                        .then(|| ints(chunk.iter().map(|j| j.batch).collect())),
+                    dose: self.tcfg.model.use_dose.then(|| {
+                        let doses: Vec<f32> = chunk.iter().map(|j| j.dose).collect();
+                        Tensor::<1>::from_data(TensorData::new(doses, [b]), &self.device)
+                    }),
+                };
+                let forward_start = std::time::Instant::now();
+                match (&self.fused, self.engine) {
+                    (Some(fused), Engine::Fused) => {
+                        transport_sets_fused(&self.model, fused, &mut z0, &mut scratch, s, &cond, steps)?
+                    }
+                    _ => {
+                        let input = Tensor::<3>::from_data(TensorData::new(z0.clone(), [b, s, g]), &self.device);
+                        z0 = transport_sets(&self.model, input, &cond, steps)?
+                            .into_data()
+                            .try_to_vec::<f32>()
+                            .map_err(|e| TrainError::Data(format!("{e:?}")))?;
+                    }
                 }
-                _ => {
-                    let input = Tensor::<3>::from_data(TensorData::new(z0.clone(), [b, s, g]), &self.device);
-                    z0 = transport_sets(&self.model, input, &cond, steps)?
-                        .into_data()
-                        .try_to_vec::<f32>()
-                        .map_err(|e| TrainError::Data(format!("{e:?}")))?;
+                forward_s += forward_start.elapsed().as_secs_f64();
+                let host = &mut z0;
+                if rounding != CountRounding::Off {
+                    round_stream.round_cells(host, g, &source, rounding);
                 }
+                // jobs of a request are consecutive, so job order is request order: this pass's rows are
+                // the next `sum(take)` rows of `out`, one disjoint piece per set
+                let pass_len: usize = chunk_takes.iter().sum::<usize>() * g;
+                let mut rest = &mut out[written..written + pass_len];
+                written += pass_len;
+                let mut pieces = Vec::with_capacity(b);
+                for &take in chunk_takes {
+                    let (head, tail) = rest.split_at_mut(take * g);
+                    pieces.push(head);
+                    rest = tail;
+                }
+                pieces
+                    .into_par_iter()
+                    .zip(host.par_chunks_exact(s * g))
+                    .for_each(|(dst, set)| dst.copy_from_slice(&set[..dst.len()]));
             }
-            forward_s += forward_start.elapsed().as_secs_f64();
-            let host = &mut z0;
-            if rounding != CountRounding::Off {
-                round_stream.round_cells(host, g, &source, rounding);
-            }
-            // jobs of a request are consecutive, so job order is request order: this pass's rows are
-            // the next `sum(take)` rows of `out`, one disjoint piece per set
-            let pass_len: usize = chunk_takes.iter().sum::<usize>() * g;
-            let mut rest = &mut out[written..written + pass_len];
-            written += pass_len;
-            let mut pieces = Vec::with_capacity(b);
-            for &take in chunk_takes {
-                let (head, tail) = rest.split_at_mut(take * g);
-                pieces.push(head);
-                rest = tail;
-            }
-            pieces
-                .into_par_iter()
-                .zip(host.par_chunks_exact(s * g))
-                .for_each(|(dst, set)| dst.copy_from_slice(&set[..dst.len()]));
+            Ok(())
+        };
+        if let Err(e) = passes() {
+            out.truncate(start_len);
+            return Err(e);
         }
         tracing::info!(
             cells = forwarded,
