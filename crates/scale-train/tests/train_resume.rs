@@ -230,3 +230,23 @@ fn training_reduces_the_loss_and_the_run_predicts() {
     let e = pred.set_euler_steps(0).unwrap_err().to_string();
     assert!(e.contains("at least 1"), "{e}");
 }
+
+#[test]
+fn a_direct_map_run_refuses_more_than_one_euler_step() {
+    let preset = PRESET.replace("mode = \"endpoint\"", "mode = \"direct\"");
+    let mut cfg = TrainConfig::from_toml_str(&preset, "preset").unwrap();
+    cfg.train.steps = 2;
+    cfg.train.val_every = 0;
+    cfg.train.checkpoint_every = 0;
+    let (mut train, _, contract, _) = sources(&cfg);
+    let tmp = tempfile::tempdir().unwrap();
+    new_run(tmp.path(), &cfg, contract)
+        .fit(&mut train, None, FitOptions::default())
+        .unwrap();
+    let mut pred = Predictor::open(tmp.path(), &Device::flex()).unwrap();
+    // the run's own euler_steps (2 in the preset) does not apply to the direct map
+    assert_eq!(pred.euler_steps(), 1);
+    pred.set_euler_steps(1).unwrap();
+    let e = pred.set_euler_steps(3).unwrap_err().to_string();
+    assert!(e.contains("direct map"), "{e}");
+}
