@@ -570,14 +570,11 @@ impl DeTable {
         let features: Vec<String> = self.features.iter().map(|f| csv_field(f)).collect();
         // The reference (control) mean of a gene is the same in every block: formatted once per gene
         // and reused when the value's bits match.
-        let mut ref_text: Vec<(u32, String)> = vec![(0, String::new()); self.features.len()];
-        let mut seen = vec![false; self.features.len()];
+        let mut ref_text: Vec<Option<(u32, String)>> = vec![None; self.features.len()];
         if let Some(b) = self.blocks.first() {
             for i in 0..b.len() {
-                let f = b.feature[i] as usize;
-                if f < ref_text.len() && !seen[f] {
-                    seen[f] = true;
-                    ref_text[f] = (b.ref_mean[i].to_bits(), crate::fmt::fmt_f32(b.ref_mean[i]));
+                if let Some(slot @ None) = ref_text.get_mut(b.feature[i] as usize) {
+                    *slot = Some((b.ref_mean[i].to_bits(), crate::fmt::fmt_f32(b.ref_mean[i])));
                 }
             }
         }
@@ -591,9 +588,8 @@ impl DeTable {
                 s.push(',');
                 push_f32(&mut s, b.target_mean[i]);
                 s.push(',');
-                let f = b.feature[i] as usize;
-                match ref_text.get(f) {
-                    Some((bits, text)) if seen[f] && *bits == b.ref_mean[i].to_bits() => s.push_str(text),
+                match ref_text.get(b.feature[i] as usize) {
+                    Some(Some((bits, text))) if *bits == b.ref_mean[i].to_bits() => s.push_str(text),
                     _ => push_f32(&mut s, b.ref_mean[i]),
                 }
                 let mut ints = itoa::Buffer::new();

@@ -372,6 +372,13 @@ pub fn anndata_metrics(
                         }
                         keep.push(start..g);
                         let x = &pred_d[i];
+                        let kept = |v: &[f32]| -> f64 {
+                            keep.iter()
+                                .map(|r| lane_sum(&v[r.clone()], &v[r.clone()], |u, w| u * w))
+                                .sum()
+                        };
+                        // the prediction's own squared norm, for the cosine
+                        let xx = if metric == "cosine" { kept(x) } else { 0.0 };
                         let dists: Vec<f64> = (0..n)
                             .map(|q| {
                                 let y = &real_d[q];
@@ -383,12 +390,8 @@ pub fn anndata_metrics(
                                         .sum::<f64>()
                                         .sqrt(),
                                     _ => {
-                                        let (mut xy, mut xx, mut yy) = (0.0, 0.0, 0.0);
-                                        for (a, b) in runs() {
-                                            xy += lane_sum(a, b, |u, v| u * v);
-                                            xx += lane_sum(a, a, |u, v| u * v);
-                                            yy += lane_sum(b, b, |u, v| u * v);
-                                        }
+                                        let xy: f64 = runs().map(|(a, b)| lane_sum(a, b, |u, v| u * v)).sum();
+                                        let yy = kept(y);
                                         // sklearn normalises zero vectors to zero: similarity 0
                                         let den = xx.sqrt() * yy.sqrt();
                                         let sim = if den == 0.0 { 0.0 } else { xy / den };

@@ -107,11 +107,6 @@ impl FusedTransport {
         self.n_genes
     }
 
-    /// Model width D (the width of a set condition).
-    pub fn hidden(&self) -> usize {
-        self.hidden
-    }
-
     /// Predicts the endpoints of `B` sets of `s` cells: `z_t` [B·s, G] row-major, `cond` [B, D] (the set
     /// conditions), `out` [B·s, G] receives `relu(z_t + decoder(...))`. Sets run in parallel on rayon's
     /// pool, a few per work item.
@@ -136,18 +131,10 @@ impl FusedTransport {
         let (g, d) = (self.n_genes, self.hidden);
         let rows = z.len() / g;
         let inner = self.n_heads * self.head_dim;
-        // encoder: [R, G] -> [R, D], SiLU between layers
+        // encoder: [R, G] -> [R, D]
         let mut x = Vec::new();
         let mut tmp = Vec::new();
-        for (i, layer) in self.encoder.iter().enumerate() {
-            let input: &[f32] = if i == 0 { z } else { &x };
-            tmp.resize(rows * layer.d_out, 0.0);
-            layer.forward(input, rows, &mut tmp, false);
-            if i + 1 < self.encoder.len() {
-                silu_inplace(&mut tmp);
-            }
-            std::mem::swap(&mut x, &mut tmp);
-        }
+        mlp(&self.encoder, z, rows, &mut x, &mut tmp);
         // + the set's condition on every cell of the set
         for (set, c) in x.chunks_exact_mut(s * d).zip(cond.chunks_exact(d)) {
             for row in set.chunks_exact_mut(d) {
@@ -174,22 +161,21 @@ impl FusedTransport {
             block.down.forward(&act, rows, &mut x, true); // residual
         }
         rms_norm(&x, &self.final_norm, self.norm_eps, &mut normed);
-        // decoder: [R, D] -> [R, G]; the last layer accumulates onto z_t, then ReLU
-        let mut h = normed;
-        let n_dec = self.decoder.len();
-        for (i, layer) in self.decoder.iter().enumerate() {
-            if i + 1 < n_dec {
-                tmp.resize(rows * layer.d_out, 0.0);
-                layer.forward(&h, rows, &mut tmp, false);
-                silu_inplace(&mut tmp);
-                std::mem::swap(&mut h, &mut tmp);
-            } else {
-                out.copy_from_slice(z);
-                layer.forward(&h, rows, out, true);
-                for o in out.iter_mut() {
-                    *o = o.max(0.0);
-                }
-            }
+        // decoder: [R, D] -> [R, G]; the hidden layers as the encoder's, then the last layer
+        // accumulates onto z_t, and ReLU
+        let (last, hidden) = self.decoder.split_last().expect("a decoder has at least one layer");
+        let mut h = Vec::new();
+        let input: &[f32] = if hidden.is_empty() {
+            &normed
+        } else {
+            mlp(hidden, &normed, rows, &mut h, &mut tmp);
+            silu_inplace(&mut h);
+            &h
+        };
+        out.copy_from_slice(z);
+        last.forward(input, rows, out, true);
+        for o in out.iter_mut() {
+            *o = o.max(0.0);
         }
     }
 
@@ -255,6 +241,19 @@ impl FusedTransport {
                 }
             }
         }
+    }
+}
+
+/// Linear layers with SiLU between them (not after the last): `input` [R, d_in] -> `out` [R, d_out];
+/// `tmp` is scratch.
+fn mlp(layers: &[Dense], input: &[f32], rows: usize, out: &mut Vec<f32>, tmp: &mut Vec<f32>) {
+    for (i, layer) in layers.iter().enumerate() {
+        tmp.resize(rows * layer.d_out, 0.0);
+        layer.forward(if i == 0 { input } else { &out[..] }, rows, tmp, false);
+        if i + 1 < layers.len() {
+            silu_inplace(tmp);
+        }
+        std::mem::swap(out, tmp);
     }
 }
 

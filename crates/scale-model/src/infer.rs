@@ -31,14 +31,11 @@ pub fn transport_sets(
     cond: &Conditions,
     steps: usize,
 ) -> Result<Tensor<3>, ModelError> {
-    if steps == 0 {
-        return Err(ModelError::Infer("the number of Euler steps must be at least 1".into()));
-    }
+    let schedule = euler_schedule(steps)?;
     let [b, _, _] = z0.dims();
     let device = z0.device();
     let mut z = z0;
-    for k in 0..steps {
-        let t = k as f64 / steps as f64;
+    for (t, frac) in schedule {
         let input = TransportInput {
             z_t: z.clone(),
             t: Tensor::<1>::zeros([b], &device).add_scalar(t),
@@ -48,12 +45,9 @@ pub fn transport_sets(
             dose: cond.dose.clone(),
         };
         let z1_hat = model.forward(input)?;
-        // z + (1/K) (z1_hat - z) / (1 - t): the step fraction h / (1 - t) reaches 1 on the last step.
-        let frac = (1.0 / steps as f64) / (1.0 - t);
-        z = if k + 1 == steps {
-            z1_hat
-        } else {
-            z.clone() + (z1_hat - z).mul_scalar(frac)
+        z = match frac {
+            Some(frac) => z.clone() + (z1_hat - z).mul_scalar(frac),
+            None => z1_hat,
         };
     }
     Ok(z)
@@ -73,9 +67,7 @@ pub fn transport_sets_fused(
     cond: &Conditions,
     steps: usize,
 ) -> Result<(), ModelError> {
-    if steps == 0 {
-        return Err(ModelError::Infer("the number of Euler steps must be at least 1".into()));
-    }
+    let schedule = euler_schedule(steps)?;
     let g = fused.n_genes();
     if s == 0 || !z.len().is_multiple_of(s * g) {
         return Err(ModelError::Infer(format!(
@@ -85,11 +77,9 @@ pub fn transport_sets_fused(
     }
     let b = z.len() / (s * g);
     let device = cond.pert.device();
-    // every value is overwritten by the forward pass; resizing only grows the buffer once
+    // every value is overwritten by the forward pass
     scratch.resize(z.len(), 0.0);
-    scratch.truncate(z.len());
-    for k in 0..steps {
-        let t = k as f64 / steps as f64;
+    for (t, frac) in schedule {
         let c = model.set_conditions(
             Tensor::<1>::zeros([b], &device).add_scalar(t),
             cond.pert.clone(),
@@ -102,14 +92,29 @@ pub fn transport_sets_fused(
             .try_to_vec::<f32>()
             .map_err(|e| ModelError::Infer(format!("set conditions: {e:?}")))?;
         fused.forward(z, &c, s, scratch);
-        if k + 1 == steps {
-            std::mem::swap(z, scratch);
-        } else {
-            let frac = ((1.0 / steps as f64) / (1.0 - t)) as f32;
-            for (zi, &e) in z.iter_mut().zip(scratch.iter()) {
-                *zi += (e - *zi) * frac;
+        match frac {
+            Some(frac) => {
+                let frac = frac as f32;
+                for (zi, &e) in z.iter_mut().zip(scratch.iter()) {
+                    *zi += (e - *zi) * frac;
+                }
             }
+            None => std::mem::swap(z, scratch),
         }
     }
     Ok(())
+}
+
+/// The Euler scheme of K = `steps` steps: per step, the time t_k = k/K and the fraction of the way to
+/// the predicted endpoint to move, h / (1 - t_k) with h = 1/K; `None` on the last step, which lands
+/// exactly on that step's endpoint.
+fn euler_schedule(steps: usize) -> Result<impl Iterator<Item = (f64, Option<f64>)>, ModelError> {
+    if steps == 0 {
+        return Err(ModelError::Infer("the number of Euler steps must be at least 1".into()));
+    }
+    Ok((0..steps).map(move |k| {
+        let t = k as f64 / steps as f64;
+        let frac = (k + 1 < steps).then(|| (1.0 / steps as f64) / (1.0 - t));
+        (t, frac)
+    }))
 }

@@ -314,26 +314,9 @@ impl Predictor {
             })
             .collect();
         use rayon::prelude::*;
-        // Rows each job keeps (the last set of a request may be partial), so every job knows where
-        // its rows go in `out` and passes can write them in parallel.
-        let mut remaining: Vec<usize> = requests.iter().map(|r| r.n_cells).collect();
-        let takes: Vec<usize> = jobs
-            .iter()
-            .map(|job| {
-                let take = remaining[job.req].min(s);
-                remaining[job.req] -= take;
-                take
-            })
-            .collect();
-        let total: usize = takes.iter().sum::<usize>() * g;
+        out.reserve(requests.iter().map(|r| r.n_cells * g).sum());
         let start_len = out.len();
-        let mut written = start_len;
-        if out.is_empty() {
-            // zeroed by the allocator (untouched pages), so the first writes happen in parallel below
-            *out = vec![0.0f32; total];
-        } else {
-            out.resize(written + total, 0.0);
-        }
+        let mut remaining: Vec<usize> = requests.iter().map(|r| r.n_cells).collect();
         let mut rng = StdRng::seed_from_u64(seed);
         // A stream of its own for the rounding, so that every rounding mode draws the same control
         // cells and their predictions differ by the rounding alone.
@@ -346,13 +329,12 @@ impl Predictor {
         // time inside the model's forward passes alone (what STATE's inference timing counts)
         let mut forward_s = 0.0f64;
         let forwarded = jobs.len() * s;
-        // On an error, `out` goes back to what the caller passed in (not rows of zeros).
+        // On an error, `out` goes back to what the caller passed in (no partial request).
         let mut passes = || -> Result<(), TrainError> {
-            for (chunk, chunk_takes) in jobs.chunks(per_pass).zip(takes.chunks(per_pass)) {
+            for chunk in jobs.chunks(per_pass) {
                 let b = chunk.len();
                 // every row is overwritten by a control cell below
                 z0.resize(b * s * g, 0.0);
-                z0.truncate(b * s * g);
                 // the control cell each row is transported from (the model is equivariant: output row i is
                 // control row i moved): drawn in order from the one seeded stream, copied in parallel
                 let rows: Vec<(usize, usize)> = chunk
@@ -395,25 +377,15 @@ impl Predictor {
                     }
                 }
                 forward_s += forward_start.elapsed().as_secs_f64();
-                let host = &mut z0;
                 if rounding != CountRounding::Off {
-                    round_stream.round_cells(host, g, &source, rounding);
+                    round_stream.round_cells(&mut z0, g, &source, rounding);
                 }
-                // jobs of a request are consecutive, so job order is request order: this pass's rows are
-                // the next `sum(take)` rows of `out`, one disjoint piece per set
-                let pass_len: usize = chunk_takes.iter().sum::<usize>() * g;
-                let mut rest = &mut out[written..written + pass_len];
-                written += pass_len;
-                let mut pieces = Vec::with_capacity(b);
-                for &take in chunk_takes {
-                    let (head, tail) = rest.split_at_mut(take * g);
-                    pieces.push(head);
-                    rest = tail;
+                // jobs of a request are consecutive, so appending in job order is request order
+                for (bi, job) in chunk.iter().enumerate() {
+                    let take = remaining[job.req].min(s);
+                    remaining[job.req] -= take;
+                    out.extend_from_slice(&z0[bi * s * g..(bi * s + take) * g]);
                 }
-                pieces
-                    .into_par_iter()
-                    .zip(host.par_chunks_exact(s * g))
-                    .for_each(|(dst, set)| dst.copy_from_slice(&set[..dst.len()]));
             }
             Ok(())
         };
