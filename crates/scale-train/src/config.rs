@@ -4,6 +4,8 @@
 use std::path::Path;
 
 use scale_model::{LossConfig, ModelConfig};
+
+pub use crate::coupling::Coupling;
 use serde::{Deserialize, Serialize};
 
 use crate::TrainError;
@@ -67,6 +69,10 @@ pub struct TransportSettings {
     /// Euler steps at inference (and validation); 1 = direct map. Forced to 1 in direct mode.
     #[serde(default = "one")]
     pub euler_steps: usize,
+    /// Pairing of a set's control and perturbed cells on the training path (endpoint mode):
+    /// `independent` (as sampled) or `ot` (exact optimal-transport assignment per set).
+    #[serde(default)]
+    pub coupling: Coupling,
 }
 
 fn one() -> usize {
@@ -78,6 +84,7 @@ impl Default for TransportSettings {
         Self {
             mode: Mode::Endpoint,
             euler_steps: 1,
+            coupling: Coupling::Independent,
         }
     }
 }
@@ -270,6 +277,20 @@ warmup_steps = 10
         let e = TrainConfig::from_toml_str(&MIN.replace("n_heads = 2", "n_heads = 3"), "x.toml").unwrap_err();
         assert!(e.to_string().contains("n_heads"), "{e}");
         assert!(TrainConfig::from_toml_str(&MIN.replace("set_size = 4", "set_size = 0"), "x").is_err());
+    }
+
+    #[test]
+    fn coupling_defaults_to_independent_and_parses_ot() {
+        let c = TrainConfig::from_toml_str(MIN, "min.toml").unwrap();
+        assert_eq!(c.transport.coupling, Coupling::Independent);
+        let ot = TrainConfig::from_toml_str(&format!("{MIN}[transport]\ncoupling = \"ot\"\n"), "ot.toml").unwrap();
+        assert_eq!(ot.transport.coupling, Coupling::Ot);
+        let back = TrainConfig::from_toml_str(&ot.to_toml(), "resolved").unwrap();
+        assert_eq!(back.transport.coupling, Coupling::Ot);
+        let e = TrainConfig::from_toml_str(&format!("{MIN}[transport]\ncoupling = \"sinkhorn\"\n"), "bad.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("bad.toml") && e.contains("sinkhorn"), "{e}");
     }
 
     #[test]

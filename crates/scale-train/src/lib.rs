@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod contract;
+pub mod coupling;
 pub mod metrics;
 pub mod predict;
 pub mod source;

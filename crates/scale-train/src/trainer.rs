@@ -23,6 +23,7 @@ use scale_store::SetBatch;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Mode, TrainConfig};
+use crate::coupling::{ot_pair_sets, Coupling};
 use crate::contract::{DataContract, FEATURES_FILE};
 use crate::metrics::DeltaAccumulator;
 use crate::source::BatchSource;
@@ -381,9 +382,24 @@ impl Trainer {
         }
     }
 
+    /// `batch` with its perturbed cells paired to its control cells as `transport.coupling` says
+    /// (a re-ordered copy for `ot`, `batch` itself for `independent`).
+    fn coupled<'a>(&self, batch: &'a SetBatch, paired: &'a mut Option<SetBatch>) -> &'a SetBatch {
+        match self.cfg.transport.coupling {
+            Coupling::Independent => batch,
+            Coupling::Ot => {
+                let mut copy = batch.clone();
+                ot_pair_sets(&copy.control, &mut copy.target, copy.n_sets, copy.set_size, copy.n_features);
+                paired.insert(copy)
+            }
+        }
+    }
+
     /// One optimiser step on `batch`.
     pub fn train_step(&mut self, batch: &SetBatch) -> Result<StepStats, TrainError> {
         let device = self.device.clone();
+        let mut paired = None;
+        let batch = self.coupled(batch, &mut paired);
         let (z0, z1, cond) = self.upload(batch, &device)?;
         let b = batch.n_sets;
         let t = self.times(self.step, b);
@@ -438,6 +454,8 @@ impl Trainer {
         let mut acc = DeltaAccumulator::default();
         for _ in 0..n_batches {
             let batch = source.next_batch()?;
+            let mut paired = None;
+            let batch = self.coupled(batch, &mut paired);
             let (z0, z1, cond) = self.upload(batch, &device)?;
             let pred = transport_sets(&model, z0, &cond, steps)?;
             let pred_host: Vec<f32> = pred

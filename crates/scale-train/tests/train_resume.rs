@@ -55,6 +55,13 @@ fn new_run(dir: &std::path::Path, cfg: &TrainConfig, contract: DataContract) -> 
     Trainer::create(dir, cfg.clone(), contract, &enc, &Device::flex()).unwrap()
 }
 
+/// Safetensors: 8-byte header length, JSON header (metadata order is not stable), tensor bytes.
+fn split_safetensors(b: Vec<u8>) -> (serde_json::Value, Vec<u8>) {
+    let n = u64::from_le_bytes(b[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&b[8..8 + n]).unwrap();
+    (header, b[8 + n..].to_vec())
+}
+
 #[test]
 fn resumed_run_matches_uninterrupted_run_bit_for_bit() {
     let cfg = TrainConfig::from_toml_str(PRESET, "preset").unwrap();
@@ -89,14 +96,8 @@ fn resumed_run_matches_uninterrupted_run_bit_for_bit() {
     second.fit(&mut train, Some(&mut val), FitOptions::default()).unwrap();
     assert_eq!(second.step_index(), 8);
 
-    // Safetensors: 8-byte header length, JSON header (metadata order is not stable), tensor bytes.
-    let split = |b: Vec<u8>| {
-        let n = u64::from_le_bytes(b[..8].try_into().unwrap()) as usize;
-        let header: serde_json::Value = serde_json::from_slice(&b[8..8 + n]).unwrap();
-        (header, b[8 + n..].to_vec())
-    };
-    let (ha, da) = split(full.weights_bytes().unwrap());
-    let (hb, db) = split(second.weights_bytes().unwrap());
+    let (ha, da) = split_safetensors(full.weights_bytes().unwrap());
+    let (hb, db) = split_safetensors(second.weights_bytes().unwrap());
     assert_eq!(ha, hb);
     assert!(da == db, "resumed weights differ");
     let losses = |t: &Trainer| -> Vec<f64> {
@@ -249,4 +250,41 @@ fn a_direct_map_run_refuses_more_than_one_euler_step() {
     pred.set_euler_steps(1).unwrap();
     let e = pred.set_euler_steps(3).unwrap_err().to_string();
     assert!(e.contains("direct map"), "{e}");
+}
+
+#[test]
+fn ot_coupling_pairs_cells_closer_and_resumes_bit_for_bit() {
+    let ot_preset = PRESET.replace("euler_steps = 2", "euler_steps = 2\ncoupling = \"ot\"");
+    let ot_cfg = TrainConfig::from_toml_str(&ot_preset, "preset").unwrap();
+    let indep_cfg = TrainConfig::from_toml_str(PRESET, "preset").unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    // Same weights, same batch, same path times: only the pairing differs. At initialisation the
+    // prediction is close to z_t, so the endpoint MSE mostly measures |z0 - z1| over the pairs,
+    // which the optimal assignment makes smaller.
+    let (mut train, _, contract, _) = sources(&indep_cfg);
+    let batch = train.next_batch().unwrap().clone();
+    let mut indep = new_run(&tmp.path().join("indep"), &indep_cfg, contract.clone());
+    let mut ot = new_run(&tmp.path().join("ot"), &ot_cfg, contract);
+    let (a, b) = (indep.train_step(&batch).unwrap(), ot.train_step(&batch).unwrap());
+    assert!(b.mse < a.mse, "ot mse {} !< independent mse {}", b.mse, a.mse);
+    assert_ne!(a.loss, b.loss);
+
+    // The pairing is deterministic: an interrupted OT run resumes to the same weights.
+    let run = |dir: &std::path::Path, stop: Option<u64>| {
+        let (mut train, mut val, contract, _) = sources(&ot_cfg);
+        let mut t = new_run(dir, &ot_cfg, contract);
+        t.fit(&mut train, Some(&mut val), FitOptions { stop_at: stop, ..Default::default() })
+            .unwrap();
+        t
+    };
+    let full = run(&tmp.path().join("full"), None);
+    drop(run(&tmp.path().join("split"), Some(5)));
+    let (mut train, mut val, _, _) = sources(&ot_cfg);
+    let (mut second, state) = Trainer::resume(&tmp.path().join("split"), &Device::flex(), None).unwrap();
+    train.restore(&state.sampler).unwrap();
+    second.fit(&mut train, Some(&mut val), FitOptions::default()).unwrap();
+    let (ha, da) = split_safetensors(full.weights_bytes().unwrap());
+    let (hb, db) = split_safetensors(second.weights_bytes().unwrap());
+    assert_eq!(ha, hb);
+    assert!(da == db, "resumed OT weights differ");
 }
