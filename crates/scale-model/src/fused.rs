@@ -20,6 +20,8 @@
 use gemm::Parallelism;
 use rayon::prelude::*;
 
+use crate::panels::{self, Panels};
+
 /// A linear layer `y = x W + b`, W row-major [d_in, d_out] (burn's layout).
 #[derive(Debug, Clone)]
 pub(crate) struct Dense {
@@ -27,12 +29,36 @@ pub(crate) struct Dense {
     pub(crate) b: Option<Vec<f32>>,
     pub(crate) d_in: usize,
     pub(crate) d_out: usize,
+    /// `w` packed once for the AVX2 kernel (see [`crate::panels`]); `None` where the CPU lacks it,
+    /// and products go through `gemm`.
+    packed: Option<Panels>,
 }
 
 impl Dense {
+    /// A layer from row-major weights `w` [d_in, d_out] and an optional bias [d_out].
+    pub(crate) fn new(w: Vec<f32>, b: Option<Vec<f32>>, d_in: usize, d_out: usize) -> Dense {
+        assert_eq!(w.len(), d_in * d_out, "weights are not [d_in, d_out]");
+        let packed = panels::available().then(|| Panels::pack(&w, d_in, d_out));
+        Dense {
+            w,
+            b,
+            d_in,
+            d_out,
+            packed,
+        }
+    }
+
     /// `out = x W` (+ `out` when `accumulate`), then + b. x [R, d_in], out [R, d_out].
     fn forward(&self, x: &[f32], rows: usize, out: &mut [f32], accumulate: bool) {
-        matmul(x, rows, self.d_in, &self.w, self.d_out, out, accumulate);
+        match &self.packed {
+            Some(p) => p.matmul(x, rows, out, accumulate),
+            None => matmul(x, rows, self.d_in, &self.w, self.d_out, out, accumulate),
+        }
+        self.add_bias(out);
+    }
+
+    /// `out += b` on every row of `out` [R, d_out].
+    fn add_bias(&self, out: &mut [f32]) {
         if let Some(b) = &self.b {
             for row in out.chunks_exact_mut(self.d_out) {
                 for (o, &bi) in row.iter_mut().zip(b) {
@@ -80,7 +106,7 @@ impl Dense {
                 .flat_map(|p| p.b.clone().unwrap_or_else(|| vec![0.0; p.d_out]))
                 .collect()
         });
-        Dense { w, b, d_in, d_out }
+        Dense::new(w, b, d_in, d_out)
     }
 }
 
@@ -454,6 +480,32 @@ mod tests {
                 "silu({x}) = {}",
                 v[0]
             );
+        }
+    }
+
+    #[test]
+    fn packed_and_gemm_layers_agree() {
+        // the packed kernel where the CPU has AVX2, gemm elsewhere: both must give the same layer
+        let (rows, d_in, d_out) = (23, 300, 40);
+        let w: Vec<f32> = (0..d_in * d_out)
+            .map(|i| ((i * 37) % 101) as f32 / 50.0 - 1.0)
+            .collect();
+        let b: Vec<f32> = (0..d_out).map(|i| i as f32 * 0.01).collect();
+        let x: Vec<f32> = (0..rows * d_in).map(|i| ((i * 13) % 29) as f32 / 10.0).collect();
+        let layer = Dense::new(w, Some(b), d_in, d_out);
+        let mut via_gemm = layer.clone();
+        via_gemm.packed = None;
+        for accumulate in [false, true] {
+            let start: Vec<f32> = (0..rows * d_out).map(|i| i as f32 * 0.5).collect();
+            let (mut a, mut g) = (start.clone(), start);
+            layer.forward(&x, rows, &mut a, accumulate);
+            via_gemm.forward(&x, rows, &mut g, accumulate);
+            for (i, (&p, &q)) in a.iter().zip(&g).enumerate() {
+                assert!(
+                    (p - q).abs() <= 1e-4 * (1.0 + q.abs()),
+                    "[{i}] {p} vs {q} (accumulate {accumulate})"
+                );
+            }
         }
     }
 }

@@ -5,6 +5,7 @@ pub mod device;
 pub mod fused;
 pub mod infer;
 pub mod loss;
+mod panels;
 pub mod pert;
 pub mod transport;
 pub mod weights;

@@ -375,12 +375,12 @@ impl TransportModel {
         }
         fn dense(l: &Linear) -> Result<Dense, ModelError> {
             let [d_in, d_out] = l.weight.dims();
-            Ok(Dense {
-                w: host(l.weight.val())?,
-                b: l.bias.as_ref().map(|b| host(b.val())).transpose()?,
+            Ok(Dense::new(
+                host(l.weight.val())?,
+                l.bias.as_ref().map(|b| host(b.val())).transpose()?,
                 d_in,
                 d_out,
-            })
+            ))
         }
         let first = self.blocks.first();
         Ok(FusedTransport {

@@ -220,7 +220,12 @@ mod tests {
         ot_pair_sets(&control, &mut target, b, s, g);
         let rows = |v: &[f32], set: usize| {
             let mut r: Vec<Vec<u32>> = (0..s)
-                .map(|i| v[(set * s + i) * g..(set * s + i + 1) * g].iter().map(|x| x.to_bits()).collect())
+                .map(|i| {
+                    v[(set * s + i) * g..(set * s + i + 1) * g]
+                        .iter()
+                        .map(|x| x.to_bits())
+                        .collect()
+                })
                 .collect();
             r.sort();
             r
@@ -228,7 +233,11 @@ mod tests {
         let mut cost_before = 0.0;
         let mut cost_after = 0.0;
         for set in 0..b {
-            assert_eq!(rows(&target, set), rows(&target0, set), "set {set} lost or gained a cell");
+            assert_eq!(
+                rows(&target, set),
+                rows(&target0, set),
+                "set {set} lost or gained a cell"
+            );
             let x0 = &control[set * s * g..(set + 1) * s * g];
             let before = squared_distances(x0, &target0[set * s * g..(set + 1) * s * g], s, g);
             let after = squared_distances(x0, &target[set * s * g..(set + 1) * s * g], s, g);

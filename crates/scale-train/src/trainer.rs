@@ -23,8 +23,8 @@ use scale_store::SetBatch;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Mode, TrainConfig};
-use crate::coupling::{ot_pair_sets, Coupling};
 use crate::contract::{DataContract, FEATURES_FILE};
+use crate::coupling::{ot_pair_sets, Coupling};
 use crate::metrics::DeltaAccumulator;
 use crate::source::BatchSource;
 use crate::TrainError;
@@ -389,7 +389,13 @@ impl Trainer {
             Coupling::Independent => batch,
             Coupling::Ot => {
                 let mut copy = batch.clone();
-                ot_pair_sets(&copy.control, &mut copy.target, copy.n_sets, copy.set_size, copy.n_features);
+                ot_pair_sets(
+                    &copy.control,
+                    &mut copy.target,
+                    copy.n_sets,
+                    copy.set_size,
+                    copy.n_features,
+                );
                 paired.insert(copy)
             }
         }

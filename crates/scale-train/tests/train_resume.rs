@@ -273,8 +273,15 @@ fn ot_coupling_pairs_cells_closer_and_resumes_bit_for_bit() {
     let run = |dir: &std::path::Path, stop: Option<u64>| {
         let (mut train, mut val, contract, _) = sources(&ot_cfg);
         let mut t = new_run(dir, &ot_cfg, contract);
-        t.fit(&mut train, Some(&mut val), FitOptions { stop_at: stop, ..Default::default() })
-            .unwrap();
+        t.fit(
+            &mut train,
+            Some(&mut val),
+            FitOptions {
+                stop_at: stop,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         t
     };
     let full = run(&tmp.path().join("full"), None);
