@@ -10,7 +10,9 @@
 //! sets and does not change.
 //!
 //! The assignment is exact (Hungarian algorithm with potentials, O(S³) per set, deterministic), on the
-//! squared Euclidean cost over all features.
+//! squared Euclidean cost over all features. Cost per set on one core at 2,000 genes (`coupling_cost`,
+//! ignored test): 0.7 ms at S = 32, 8 ms at 128, 0.14 s at 512, mostly the S² × G cost matrix; sets
+//! are paired in parallel.
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -245,5 +247,34 @@ mod tests {
             cost_after += (0..s).map(|i| after[i * s + i]).sum::<f64>();
         }
         assert!(cost_after < cost_before, "{cost_after} !< {cost_before}");
+    }
+}
+
+#[cfg(test)]
+mod timing {
+    use super::*;
+    use rand::{rngs::StdRng, Rng, SeedableRng};
+
+    /// `cargo test --release -p scale-train coupling_cost -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn coupling_cost() {
+        let g = 2000;
+        for s in [32usize, 128, 256, 512] {
+            let mut rng = StdRng::seed_from_u64(1);
+            let control: Vec<f32> = (0..s * g).map(|_| rng.gen_range(0.0..3.0)).collect();
+            let mut target: Vec<f32> = (0..s * g).map(|_| rng.gen_range(0.0..3.0)).collect();
+            let t = std::time::Instant::now();
+            let cost = squared_distances(&control, &target, s, g);
+            let t_cost = t.elapsed().as_secs_f64();
+            let t = std::time::Instant::now();
+            let a = min_cost_assignment(&cost, s);
+            let t_assign = t.elapsed().as_secs_f64();
+            ot_pair_sets(&control, &mut target, 1, s, g);
+            println!(
+                "S = {s}: cost matrix {t_cost:.4} s, assignment {t_assign:.4} s per set ({})",
+                a.len()
+            );
+        }
     }
 }
