@@ -294,6 +294,31 @@ warmup_steps = 10
     }
 
     #[test]
+    fn every_key_is_documented() {
+        // a preset with every optional key set, so the resolved TOML lists them all
+        let full = MIN.replace("n_heads = 2", "n_heads = 2\nhead_dim = 8\nmlp_hidden = 32")
+            + "[transport]\ncoupling = \"ot\"\n";
+        let mut c = TrainConfig::from_toml_str(&full, "full.toml").unwrap();
+        c.data.pert_features = Some("features.csv".into());
+        let resolved: toml::Table = toml::from_str(&c.to_toml()).unwrap();
+        let doc =
+            std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/config.md"))
+                .unwrap();
+        for (section, keys) in &resolved {
+            assert!(
+                doc.contains(&format!("## `[{section}]`")),
+                "docs/config.md lacks section [{section}]"
+            );
+            for key in keys.as_table().unwrap().keys() {
+                assert!(
+                    doc.contains(&format!("`{key}`")),
+                    "docs/config.md lacks [{section}] {key}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn schedule_warms_up_then_decays() {
         let c = TrainConfig::from_toml_str(MIN, "min.toml").unwrap();
         assert!((c.lr_at(0) - 1e-4).abs() < 1e-12);
