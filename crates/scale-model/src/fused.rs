@@ -401,7 +401,7 @@ fn silu(x: f32) -> f32 {
 fn silu_inplace(x: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     {
-        if avx2() {
+        if panels::available() {
             // SAFETY: the CPU has AVX2 and FMA (checked).
             unsafe { silu_inplace_avx2(x) };
             return;
@@ -414,7 +414,7 @@ fn silu_inplace(x: &mut [f32]) {
 fn silu_mul(gate_up: &[f32], m: usize, act: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     {
-        if avx2() {
+        if panels::available() {
             // SAFETY: the CPU has AVX2 and FMA (checked).
             unsafe { silu_mul_avx2(gate_up, m, act) };
             return;
@@ -431,12 +431,6 @@ fn silu_mul_generic(gate_up: &[f32], m: usize, act: &mut [f32]) {
             *o = silu(gt) * u;
         }
     }
-}
-
-#[cfg(target_arch = "x86_64")]
-fn avx2() -> bool {
-    static AVX2: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *AVX2.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
 }
 
 #[cfg(target_arch = "x86_64")]

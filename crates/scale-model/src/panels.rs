@@ -86,7 +86,7 @@ impl Panels {
     }
 }
 
-/// Whether this CPU runs the packed kernel.
+/// Whether this CPU has AVX2 and FMA (the packed kernel and the fused engine's vectorised SiLU).
 pub(crate) fn available() -> bool {
     #[cfg(target_arch = "x86_64")]
     {

@@ -4,10 +4,9 @@
 use std::path::Path;
 
 use scale_model::{LossConfig, ModelConfig};
-
-pub use crate::coupling::Coupling;
 use serde::{Deserialize, Serialize};
 
+pub use crate::coupling::Coupling;
 use crate::TrainError;
 
 /// A whole preset (`configs/*.toml`).
@@ -69,8 +68,9 @@ pub struct TransportSettings {
     /// Euler steps at inference (and validation); 1 = direct map. Forced to 1 in direct mode.
     #[serde(default = "one")]
     pub euler_steps: usize,
-    /// Pairing of a set's control and perturbed cells on the training path (endpoint mode):
-    /// `independent` (as sampled) or `ot` (exact optimal-transport assignment per set).
+    /// Pairing of a set's control and perturbed cells for training (the path z_t in endpoint mode, the
+    /// per-cell MSE targets in both modes): `independent` (as sampled) or `ot` (exact
+    /// optimal-transport assignment per set).
     #[serde(default)]
     pub coupling: Coupling,
 }
