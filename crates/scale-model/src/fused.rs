@@ -34,6 +34,14 @@ pub(crate) struct Dense {
     packed: Option<Panels>,
 }
 
+/// The weights of one linear layer as read from the model: row-major `w` [d_in, d_out], optional bias.
+pub(crate) struct LayerWeights {
+    pub(crate) w: Vec<f32>,
+    pub(crate) b: Option<Vec<f32>>,
+    pub(crate) d_in: usize,
+    pub(crate) d_out: usize,
+}
+
 impl Dense {
     /// A layer from row-major weights `w` [d_in, d_out] and an optional bias [d_out].
     pub(crate) fn new(w: Vec<f32>, b: Option<Vec<f32>>, d_in: usize, d_out: usize) -> Dense {
@@ -46,6 +54,34 @@ impl Dense {
             d_out,
             packed,
         }
+    }
+
+    /// Linear layers of one input width as one layer, their output columns side by side (`parts[0]`'s,
+    /// then `parts[1]`'s, ...; a missing bias counts as zeros), packed once.
+    pub(crate) fn side_by_side(parts: Vec<LayerWeights>) -> Dense {
+        if let [_] = parts.as_slice() {
+            let p = parts.into_iter().next().expect("one part");
+            return Dense::new(p.w, p.b, p.d_in, p.d_out);
+        }
+        let d_in = parts[0].d_in;
+        assert!(
+            parts.iter().all(|p| p.d_in == d_in),
+            "layers side by side need one input width"
+        );
+        let d_out: usize = parts.iter().map(|p| p.d_out).sum();
+        let mut w = Vec::with_capacity(d_in * d_out);
+        for i in 0..d_in {
+            for p in &parts {
+                w.extend_from_slice(&p.w[i * p.d_out..(i + 1) * p.d_out]);
+            }
+        }
+        let b = parts.iter().any(|p| p.b.is_some()).then(|| {
+            parts
+                .iter()
+                .flat_map(|p| p.b.clone().unwrap_or_else(|| vec![0.0; p.d_out]))
+                .collect()
+        });
+        Dense::new(w, b, d_in, d_out)
     }
 
     /// `out = x W` (+ `out` when `accumulate`), then + b. x [R, d_in], out [R, d_out].
@@ -82,32 +118,6 @@ pub(crate) struct FusedBlock {
     /// [D, 2·M]: gate, then up columns.
     pub(crate) gate_up: Dense,
     pub(crate) down: Dense,
-}
-
-impl Dense {
-    /// The layers side by side (same input width): output columns of `parts[0]`, then `parts[1]`, ...
-    /// A missing bias counts as zeros.
-    pub(crate) fn side_by_side(parts: &[Dense]) -> Dense {
-        let d_in = parts[0].d_in;
-        assert!(
-            parts.iter().all(|p| p.d_in == d_in),
-            "layers side by side need one input width"
-        );
-        let d_out: usize = parts.iter().map(|p| p.d_out).sum();
-        let mut w = Vec::with_capacity(d_in * d_out);
-        for i in 0..d_in {
-            for p in parts {
-                w.extend_from_slice(&p.w[i * p.d_out..(i + 1) * p.d_out]);
-            }
-        }
-        let b = parts.iter().any(|p| p.b.is_some()).then(|| {
-            parts
-                .iter()
-                .flat_map(|p| p.b.clone().unwrap_or_else(|| vec![0.0; p.d_out]))
-                .collect()
-        });
-        Dense::new(w, b, d_in, d_out)
-    }
 }
 
 /// The per-cell part of the network (encoder, blocks, final norm, decoder) with plain float32 weights.

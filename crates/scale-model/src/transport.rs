@@ -23,7 +23,7 @@ use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-use crate::fused::{Dense, FusedBlock, FusedTransport};
+use crate::fused::{Dense, FusedBlock, FusedTransport, LayerWeights};
 use crate::ModelError;
 
 static INIT_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -373,14 +373,21 @@ impl TransportModel {
                 .try_to_vec::<f32>()
                 .map_err(|e| ModelError::Infer(format!("fused engine needs float32 parameters: {e:?}")))
         }
-        fn dense(l: &Linear) -> Result<Dense, ModelError> {
-            let [d_in, d_out] = l.weight.dims();
-            Ok(Dense::new(
-                host(l.weight.val())?,
-                l.bias.as_ref().map(|b| host(b.val())).transpose()?,
-                d_in,
-                d_out,
-            ))
+        // one layer, or several of one input width side by side (q/k/v, gate/up), packed once
+        fn dense(layers: &[&Linear]) -> Result<Dense, ModelError> {
+            let parts = layers
+                .iter()
+                .map(|l| {
+                    let [d_in, d_out] = l.weight.dims();
+                    Ok(LayerWeights {
+                        w: host(l.weight.val())?,
+                        b: l.bias.as_ref().map(|b| host(b.val())).transpose()?,
+                        d_in,
+                        d_out,
+                    })
+                })
+                .collect::<Result<_, ModelError>>()?;
+            Ok(Dense::side_by_side(parts))
         }
         let first = self.blocks.first();
         Ok(FusedTransport {
@@ -389,27 +396,33 @@ impl TransportModel {
             n_heads: first.map_or(1, |b| b.attn.n_heads),
             head_dim: first.map_or(1, |b| b.attn.head_dim),
             norm_eps: self.final_norm.epsilon as f32,
-            encoder: self.encoder.layers.iter().map(dense).collect::<Result<_, _>>()?,
+            encoder: self
+                .encoder
+                .layers
+                .iter()
+                .map(|l| dense(&[l]))
+                .collect::<Result<_, _>>()?,
             blocks: self
                 .blocks
                 .iter()
                 .map(|b| {
                     Ok(FusedBlock {
                         attn_norm: host(b.attn_norm.gamma.val())?,
-                        qkv: Dense::side_by_side(&[
-                            dense(&b.attn.q_proj)?,
-                            dense(&b.attn.k_proj)?,
-                            dense(&b.attn.v_proj)?,
-                        ]),
-                        o: dense(&b.attn.o_proj)?,
+                        qkv: dense(&[&b.attn.q_proj, &b.attn.k_proj, &b.attn.v_proj])?,
+                        o: dense(&[&b.attn.o_proj])?,
                         mlp_norm: host(b.mlp_norm.gamma.val())?,
-                        gate_up: Dense::side_by_side(&[dense(&b.mlp.gate_proj)?, dense(&b.mlp.up_proj)?]),
-                        down: dense(&b.mlp.down_proj)?,
+                        gate_up: dense(&[&b.mlp.gate_proj, &b.mlp.up_proj])?,
+                        down: dense(&[&b.mlp.down_proj])?,
                     })
                 })
                 .collect::<Result<_, ModelError>>()?,
             final_norm: host(self.final_norm.gamma.val())?,
-            decoder: self.decoder.layers.iter().map(dense).collect::<Result<_, _>>()?,
+            decoder: self
+                .decoder
+                .layers
+                .iter()
+                .map(|l| dense(&[l]))
+                .collect::<Result<_, _>>()?,
         })
     }
 

@@ -6,6 +6,7 @@
 //! optimizer state is checkpointed with name-derived parameter ids. A run stopped at step k and
 //! resumed therefore computes exactly the steps an uninterrupted run computes.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -302,8 +303,14 @@ impl Trainer {
         &self.history
     }
 
-    /// Uploads a batch: (z0, z1) [B, S, G] and the conditions.
-    fn upload(&self, batch: &SetBatch, device: &Device) -> Result<(Tensor<3>, Tensor<3>, Conditions), TrainError> {
+    /// Uploads a batch: (z0, z1) [B, S, G] and the conditions; z1 is `target` (the batch's perturbed
+    /// cells in the pairing's order).
+    fn upload(
+        &self,
+        batch: &SetBatch,
+        target: &[f32],
+        device: &Device,
+    ) -> Result<(Tensor<3>, Tensor<3>, Conditions), TrainError> {
         let (b, s, g) = (batch.n_sets, batch.set_size, batch.n_features);
         if g != self.tcfg.dims.n_genes {
             return Err(TrainError::Data(format!(
@@ -312,7 +319,7 @@ impl Trainer {
             )));
         }
         let n = b * s * g;
-        if batch.control.len() != n || batch.target.len() != n || batch.pert.len() != b || batch.context.len() != b {
+        if batch.control.len() != n || target.len() != n || batch.pert.len() != b || batch.context.len() != b {
             return Err(TrainError::Data(format!(
                 "batch buffers do not match [B={b}, S={s}, G={g}]"
             )));
@@ -341,7 +348,7 @@ impl Trainer {
             }
         }
         let z0 = Tensor::<3>::from_data(TensorData::new(batch.control.clone(), [b, s, g]), device);
-        let z1 = Tensor::<3>::from_data(TensorData::new(batch.target.clone(), [b, s, g]), device);
+        let z1 = Tensor::<3>::from_data(TensorData::new(target.to_vec(), [b, s, g]), device);
         let ints = |v: &[u32]| {
             Tensor::<1, Int>::from_data(
                 TensorData::new(v.iter().map(|&x| x as i64).collect::<Vec<_>>(), [v.len()]),
@@ -382,21 +389,28 @@ impl Trainer {
         }
     }
 
-    /// `batch` with its perturbed cells paired to its control cells as `transport.coupling` says
-    /// (a re-ordered copy for `ot`, `batch` itself for `independent`).
-    fn coupled<'a>(&self, batch: &'a SetBatch, paired: &'a mut Option<SetBatch>) -> &'a SetBatch {
+    /// The batch's perturbed cells [B, S, G], paired to its control cells as `transport.coupling`
+    /// says: re-ordered per set for `ot`, as sampled (no copy) for `independent`.
+    fn paired_target<'a>(&self, batch: &'a SetBatch) -> Cow<'a, [f32]> {
         match self.cfg.transport.coupling {
-            Coupling::Independent => batch,
+            Coupling::Independent => Cow::Borrowed(&batch.target),
+            // a batch of the wrong shape is not paired: `upload` names what is wrong with it
+            Coupling::Ot
+                if batch.target.len() != batch.n_sets * batch.set_size * batch.n_features
+                    || batch.control.len() != batch.target.len() =>
+            {
+                Cow::Borrowed(&batch.target)
+            }
             Coupling::Ot => {
-                let mut copy = batch.clone();
+                let mut target = batch.target.clone();
                 ot_pair_sets(
-                    &copy.control,
-                    &mut copy.target,
-                    copy.n_sets,
-                    copy.set_size,
-                    copy.n_features,
+                    &batch.control,
+                    &mut target,
+                    batch.n_sets,
+                    batch.set_size,
+                    batch.n_features,
                 );
-                paired.insert(copy)
+                Cow::Owned(target)
             }
         }
     }
@@ -404,9 +418,7 @@ impl Trainer {
     /// One optimiser step on `batch`.
     pub fn train_step(&mut self, batch: &SetBatch) -> Result<StepStats, TrainError> {
         let device = self.device.clone();
-        let mut paired = None;
-        let batch = self.coupled(batch, &mut paired);
-        let (z0, z1, cond) = self.upload(batch, &device)?;
+        let (z0, z1, cond) = self.upload(batch, &self.paired_target(batch), &device)?;
         let b = batch.n_sets;
         let t = self.times(self.step, b);
         let t_tensor = Tensor::<1>::from_data(TensorData::new(t.clone(), [b]), &device);
@@ -460,9 +472,7 @@ impl Trainer {
         let mut acc = DeltaAccumulator::default();
         for _ in 0..n_batches {
             let batch = source.next_batch()?;
-            let mut paired = None;
-            let batch = self.coupled(batch, &mut paired);
-            let (z0, z1, cond) = self.upload(batch, &device)?;
+            let (z0, z1, cond) = self.upload(batch, &self.paired_target(batch), &device)?;
             let pred = transport_sets(&model, z0, &cond, steps)?;
             let pred_host: Vec<f32> = pred
                 .clone()
