@@ -8,7 +8,7 @@
 //! `[block][gene][W32]`, and each work item (a tile of up to `TILE` cells of one group) is re-laid
 //! out gene-chunk-major. For one slab block and one chunk of `GC` genes (32 KiB, about L1) every
 //! cell of the tile runs over its non-zeros in the chunk with `W32` accumulators held in registers
-//! (AVX2/FMA when the CPU has it). The control cells' own term `E d(C, C)` comes out of the same
+//! (AVX-512 or AVX2/FMA when the CPU has it). The control cells' own term `E d(C, C)` comes out of the same
 //! pass (the control group's tiles), once per call. Distances are symmetric, so the within-group
 //! terms (control included) compute each unordered pair once and count it twice.
 //!
@@ -27,15 +27,18 @@ use scale_io::{CsrMatrix, Matrix};
 use crate::groups::Groups;
 use crate::Progress;
 
-/// Control cells per float32 slab block (8 AVX2 registers of 8 float32) in the cross pass.
-const W32: usize = 64;
-/// Cells per float64 slab block (8 AVX2 registers of 4 float64) in the within-group pass.
-const W64: usize = 32;
-/// Genes per chunk: one chunk of a slab block is `GC * 256` bytes = 32 KiB in both precisions (fewer,
-/// longer kernel calls measured ~8% faster than 64 genes).
-const GC: usize = 128;
+/// Control cells per float32 slab block: 8 AVX-512 registers of 16 float32 (AVX2: two passes of 8
+/// registers of 8). Each non-zero feeds one FMA per register, and an FMA waits ~4 cycles for the one
+/// before it on the same register, so 8 independent registers are what keeps both FMA units busy; 4
+/// registers (64 cells in AVX-512) left the kernel waiting on that latency.
+const W32: usize = 128;
+/// Cells per float64 slab block in the within-group pass (8 AVX-512 registers of 8 float64).
+const W64: usize = 64;
+/// Genes per chunk: one chunk of a slab block is `GC * 512` bytes = 32 KiB in both precisions, in L1
+/// (48 KiB) beside the tile's streams.
+const GC: usize = 64;
 /// Chunks accumulated in float32 before the partial sums move to float64 (every 256 genes).
-const FLUSH: usize = 2;
+const FLUSH: usize = 4;
 /// Cells per work item: bounds the re-laid-out tile (6 bytes per non-zero) to a few MiB.
 const TILE: usize = 128;
 
@@ -87,7 +90,7 @@ trait Lane: Copy + Default + Send + Sync + 'static {
     fn to_f64(self) -> f64;
     /// `acc[k] += sum_e val[e] * chunk[off[e] * W + k]`; `chunk` is `[gene in chunk][W]`, `acc` has
     /// `W` lanes.
-    fn kernel(chunk: &[Self], off: &[u16], val: &[f32], acc: &mut [Self], avx2: bool);
+    fn kernel(chunk: &[Self], off: &[u16], val: &[f32], acc: &mut [Self], simd: Simd);
 }
 
 #[inline(always)]
@@ -115,18 +118,16 @@ impl Lane for f32 {
     fn to_f64(self) -> f64 {
         self as f64
     }
-    fn kernel(chunk: &[f32], off: &[u16], val: &[f32], acc: &mut [f32], avx2: bool) {
+    fn kernel(chunk: &[f32], off: &[u16], val: &[f32], acc: &mut [f32], simd: Simd) {
         assert_eq!(acc.len(), W32);
-        #[cfg(target_arch = "x86_64")]
-        {
-            if avx2 {
-                // SAFETY: `avx2` is only true when the CPU supports AVX2 and FMA; `acc` has W32 lanes.
-                unsafe { kernel_f32_avx2(chunk, off, val, acc) };
-                return;
-            }
+        match simd {
+            // SAFETY: `Simd::detect` only gives these where the CPU has the features; `acc` has W32 lanes.
+            #[cfg(target_arch = "x86_64")]
+            Simd::Avx512 => unsafe { kernel_f32_avx512(chunk, off, val, acc) },
+            #[cfg(target_arch = "x86_64")]
+            Simd::Avx2 => unsafe { kernel_f32_avx2(chunk, off, val, acc) },
+            _ => kernel_generic(chunk, off, val, acc),
         }
-        let _ = avx2;
-        kernel_generic(chunk, off, val, acc)
     }
 }
 
@@ -138,44 +139,50 @@ impl Lane for f64 {
     fn to_f64(self) -> f64 {
         self
     }
-    fn kernel(chunk: &[f64], off: &[u16], val: &[f32], acc: &mut [f64], avx2: bool) {
+    fn kernel(chunk: &[f64], off: &[u16], val: &[f32], acc: &mut [f64], simd: Simd) {
         assert_eq!(acc.len(), W64);
-        #[cfg(target_arch = "x86_64")]
-        {
-            if avx2 {
-                // SAFETY: `avx2` is only true when the CPU supports AVX2 and FMA; `acc` has W64 lanes.
-                unsafe { kernel_f64_avx2(chunk, off, val, acc) };
-                return;
-            }
+        match simd {
+            // SAFETY: `Simd::detect` only gives these where the CPU has the features; `acc` has W64 lanes.
+            #[cfg(target_arch = "x86_64")]
+            Simd::Avx512 => unsafe { kernel_f64_avx512(chunk, off, val, acc) },
+            #[cfg(target_arch = "x86_64")]
+            Simd::Avx2 => unsafe { kernel_f64_avx2(chunk, off, val, acc) },
+            _ => kernel_generic(chunk, off, val, acc),
         }
-        let _ = avx2;
-        kernel_generic(chunk, off, val, acc)
     }
 }
+
+/// AVX2 lanes per pass of the float32 kernel (8 registers of 8).
+const PASS32: usize = 64;
+/// AVX2 lanes per pass of the float64 kernel (8 registers of 4).
+const PASS64: usize = 32;
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn kernel_f32_avx2(chunk: &[f32], off: &[u16], val: &[f32], acc: &mut [f32]) {
     use std::arch::x86_64::*;
     let n_rows = chunk.len() / W32;
-    let p = chunk.as_ptr();
-    let q = acc.as_mut_ptr();
-    let mut a = [_mm256_setzero_ps(); W32 / 8];
-    for (k, ak) in a.iter_mut().enumerate() {
-        *ak = _mm256_loadu_ps(q.add(8 * k));
-    }
-    for (&o, &v) in off.iter().zip(val) {
-        let o = o as usize;
-        // offsets are built from genes inside this chunk; checked so a bad tile cannot read past it
-        assert!(o < n_rows, "gene offset outside its chunk");
-        let r = p.add(o * W32);
-        let vv = _mm256_set1_ps(v);
+    // 16 registers hold 8 accumulators, not W32 / 8: one pass over the non-zeros per 64 lanes
+    for lane0 in (0..W32).step_by(PASS32) {
+        let p = chunk.as_ptr().add(lane0);
+        let q = acc.as_mut_ptr().add(lane0);
+        let mut a = [_mm256_setzero_ps(); PASS32 / 8];
         for (k, ak) in a.iter_mut().enumerate() {
-            *ak = _mm256_fmadd_ps(vv, _mm256_loadu_ps(r.add(8 * k)), *ak);
+            *ak = _mm256_loadu_ps(q.add(8 * k));
         }
-    }
-    for (k, ak) in a.iter().enumerate() {
-        _mm256_storeu_ps(q.add(8 * k), *ak);
+        for (&o, &v) in off.iter().zip(val) {
+            let o = o as usize;
+            // offsets are built from genes inside this chunk; checked so a bad tile cannot read past it
+            assert!(o < n_rows, "gene offset outside its chunk");
+            let r = p.add(o * W32);
+            let vv = _mm256_set1_ps(v);
+            for (k, ak) in a.iter_mut().enumerate() {
+                *ak = _mm256_fmadd_ps(vv, _mm256_loadu_ps(r.add(8 * k)), *ak);
+            }
+        }
+        for (k, ak) in a.iter().enumerate() {
+            _mm256_storeu_ps(q.add(8 * k), *ak);
+        }
     }
 }
 
@@ -184,23 +191,78 @@ unsafe fn kernel_f32_avx2(chunk: &[f32], off: &[u16], val: &[f32], acc: &mut [f3
 unsafe fn kernel_f64_avx2(chunk: &[f64], off: &[u16], val: &[f32], acc: &mut [f64]) {
     use std::arch::x86_64::*;
     let n_rows = chunk.len() / W64;
+    for lane0 in (0..W64).step_by(PASS64) {
+        let p = chunk.as_ptr().add(lane0);
+        let q = acc.as_mut_ptr().add(lane0);
+        let mut a = [_mm256_setzero_pd(); PASS64 / 4];
+        for (k, ak) in a.iter_mut().enumerate() {
+            *ak = _mm256_loadu_pd(q.add(4 * k));
+        }
+        for (&o, &v) in off.iter().zip(val) {
+            let o = o as usize;
+            assert!(o < n_rows, "gene offset outside its chunk");
+            let r = p.add(o * W64);
+            let vv = _mm256_set1_pd(v as f64);
+            for (k, ak) in a.iter_mut().enumerate() {
+                *ak = _mm256_fmadd_pd(vv, _mm256_loadu_pd(r.add(4 * k)), *ak);
+            }
+        }
+        for (k, ak) in a.iter().enumerate() {
+            _mm256_storeu_pd(q.add(4 * k), *ak);
+        }
+    }
+}
+
+/// [`kernel_f32_avx2`] with 16-lane registers, all W32 lanes in one pass. Each lane still adds its
+/// products in the same order with one FMA each, so the sums are the same bits as the AVX2 kernel's.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn kernel_f32_avx512(chunk: &[f32], off: &[u16], val: &[f32], acc: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let n_rows = chunk.len() / W32;
     let p = chunk.as_ptr();
     let q = acc.as_mut_ptr();
-    let mut a = [_mm256_setzero_pd(); W64 / 4];
+    let mut a = [_mm512_setzero_ps(); W32 / 16];
     for (k, ak) in a.iter_mut().enumerate() {
-        *ak = _mm256_loadu_pd(q.add(4 * k));
+        *ak = _mm512_loadu_ps(q.add(16 * k));
+    }
+    for (&o, &v) in off.iter().zip(val) {
+        let o = o as usize;
+        assert!(o < n_rows, "gene offset outside its chunk");
+        let r = p.add(o * W32);
+        let vv = _mm512_set1_ps(v);
+        for (k, ak) in a.iter_mut().enumerate() {
+            *ak = _mm512_fmadd_ps(vv, _mm512_loadu_ps(r.add(16 * k)), *ak);
+        }
+    }
+    for (k, ak) in a.iter().enumerate() {
+        _mm512_storeu_ps(q.add(16 * k), *ak);
+    }
+}
+
+/// [`kernel_f64_avx2`] with 8-lane registers (same sums, bit for bit).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn kernel_f64_avx512(chunk: &[f64], off: &[u16], val: &[f32], acc: &mut [f64]) {
+    use std::arch::x86_64::*;
+    let n_rows = chunk.len() / W64;
+    let p = chunk.as_ptr();
+    let q = acc.as_mut_ptr();
+    let mut a = [_mm512_setzero_pd(); W64 / 8];
+    for (k, ak) in a.iter_mut().enumerate() {
+        *ak = _mm512_loadu_pd(q.add(8 * k));
     }
     for (&o, &v) in off.iter().zip(val) {
         let o = o as usize;
         assert!(o < n_rows, "gene offset outside its chunk");
         let r = p.add(o * W64);
-        let vv = _mm256_set1_pd(v as f64);
+        let vv = _mm512_set1_pd(v as f64);
         for (k, ak) in a.iter_mut().enumerate() {
-            *ak = _mm256_fmadd_pd(vv, _mm256_loadu_pd(r.add(4 * k)), *ak);
+            *ak = _mm512_fmadd_pd(vv, _mm512_loadu_pd(r.add(8 * k)), *ak);
         }
     }
     for (k, ak) in a.iter().enumerate() {
-        _mm256_storeu_pd(q.add(4 * k), *ak);
+        _mm512_storeu_pd(q.add(8 * k), *ak);
     }
 }
 
@@ -216,14 +278,36 @@ fn prefetch<T>(x: &T) {
     let _ = x;
 }
 
-fn has_avx2() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
+/// The widest kernel this CPU runs. All give the same sums, bit for bit (one FMA per lane per
+/// non-zero, in the same order); the environment variable `SCALE_SIMD=avx2|scalar` narrows the choice
+/// (for A/B timing). The scalar path's sums differ in the last bits (no fused multiply-add).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Simd {
+    Scalar,
+    Avx2,
+    Avx512,
+}
+
+impl Simd {
+    pub(crate) fn detect() -> Simd {
+        let cap = std::env::var("SCALE_SIMD").ok();
+        #[cfg(target_arch = "x86_64")]
+        {
+            let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
+            let avx512 = avx2 && is_x86_feature_detected!("avx512f");
+            match cap.as_deref() {
+                Some("scalar") => Simd::Scalar,
+                Some("avx2") if avx2 => Simd::Avx2,
+                _ if avx512 => Simd::Avx512,
+                _ if avx2 => Simd::Avx2,
+                _ => Simd::Scalar,
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = cap;
+            Simd::Scalar
+        }
     }
 }
 
@@ -241,9 +325,9 @@ fn tile_cross_sum<T: Lane>(
     cols: &[usize],
     norms: &[f64],
     n_genes: usize,
+    simd: Simd,
 ) -> f64 {
     let w = T::W;
-    let avx2 = has_avx2();
     let n = tile.n;
     let (r0, r1) = (row_range.start, row_range.end.min(n));
     if r0 >= r1 {
@@ -273,7 +357,7 @@ fn tile_cross_sum<T: Lane>(
                 let i = r0 + k;
                 let (s, e) = (tile.ptr[c * n + i] as usize, tile.ptr[c * n + i + 1] as usize);
                 if s < e {
-                    T::kernel(chunk, &tile.off[s..e], &tile.val[s..e], a, avx2);
+                    T::kernel(chunk, &tile.off[s..e], &tile.val[s..e], a, simd);
                 }
             }
             if (c + 1) % FLUSH == 0 || c + 1 == n_chunks {
@@ -343,7 +427,7 @@ fn fill_from_tile<T: Lane>(tile: &Tile, first: usize, count: usize, slab: &mut [
 /// Sum of the distances over ordered pairs of distinct cells of one group, given as its tiles
 /// (both orders counted): the same kernel with the group's own cells as the dense side, float64
 /// slab blocks filled one at a time from the tiles.
-fn within_sum(tiles: &[(Tile, &[usize])], norms: &[f64], n_genes: usize) -> f64 {
+fn within_sum(tiles: &[(Tile, &[usize])], norms: &[f64], n_genes: usize, simd: Simd) -> f64 {
     let cells: Vec<usize> = tiles.iter().flat_map(|(_, rows)| rows.iter().copied()).collect();
     let n_blocks = cells.len().div_ceil(W64);
     let blocks_per_tile = TILE / W64;
@@ -368,7 +452,17 @@ fn within_sum(tiles: &[(Tile, &[usize])], norms: &[f64], n_genes: usize) -> f64 
                     filled = Some(b);
                 }
                 let block_cells = &cells[b * W64..((b + 1) * W64).min(cells.len())];
-                s += tile_cross_sum(tile, rows, row_range.clone(), &slab, 0..1, block_cells, norms, n_genes);
+                s += tile_cross_sum(
+                    tile,
+                    rows,
+                    row_range.clone(),
+                    &slab,
+                    0..1,
+                    block_cells,
+                    norms,
+                    n_genes,
+                    simd,
+                );
             }
             s
         });
@@ -378,9 +472,16 @@ fn within_sum(tiles: &[(Tile, &[usize])], norms: &[f64], n_genes: usize) -> f64 
 
 // Slab blocks are filled from tiles, so a block must not straddle two tiles.
 const _: () = assert!(TILE.is_multiple_of(W32) && TILE.is_multiple_of(W64));
+// The AVX2 kernels run whole passes.
+const _: () = assert!(W32.is_multiple_of(PASS32) && W64.is_multiple_of(PASS64));
 
 /// Per group (indexed like `groups.names`; the control's entry is NaN): energy distance to control.
 pub fn energy_distances(x: &Matrix, groups: &Groups, progress: &dyn Progress) -> Vec<f64> {
+    energy_distances_with(x, groups, progress, Simd::detect())
+}
+
+/// [`energy_distances`] with the kernel given.
+fn energy_distances_with(x: &Matrix, groups: &Groups, progress: &dyn Progress, simd: Simd) -> Vec<f64> {
     let csr: std::borrow::Cow<CsrMatrix> = match x {
         Matrix::Csr(m) => std::borrow::Cow::Borrowed(m),
         Matrix::Dense(d) => std::borrow::Cow::Owned(d.to_csr()),
@@ -424,7 +525,7 @@ pub fn energy_distances(x: &Matrix, groups: &Groups, progress: &dyn Progress) ->
                     // control against control: symmetric, each pair once
                     let (tile, rows) = &ctrl_tiles[t];
                     let sum = symmetric_tile_sum(t, tile.n, W32, n_blocks, |row_range, blocks| {
-                        tile_cross_sum(tile, rows, row_range, &slabs, blocks, ctrl, &norms, n_genes)
+                        tile_cross_sum(tile, rows, row_range, &slabs, blocks, ctrl, &norms, n_genes, simd)
                     });
                     (g, sum, 0.0)
                 }
@@ -434,10 +535,10 @@ pub fn energy_distances(x: &Matrix, groups: &Groups, progress: &dyn Progress) ->
                     let cross: f64 = tiles
                         .iter()
                         .map(|(tile, rows)| {
-                            tile_cross_sum(tile, rows, 0..tile.n, &slabs, 0..n_blocks, ctrl, &norms, n_genes)
+                            tile_cross_sum(tile, rows, 0..tile.n, &slabs, 0..n_blocks, ctrl, &norms, n_genes, simd)
                         })
                         .sum();
-                    (g, cross, within_sum(&tiles, &norms, n_genes))
+                    (g, cross, within_sum(&tiles, &norms, n_genes, simd))
                 }
             };
             progress.inc(1);
@@ -468,6 +569,22 @@ pub fn energy_distances(x: &Matrix, groups: &Groups, progress: &dyn Progress) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn simd_available(simd: Simd) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
+            match simd {
+                Simd::Scalar => true,
+                Simd::Avx2 => avx2,
+                Simd::Avx512 => avx2 && is_x86_feature_detected!("avx512f"),
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            simd == Simd::Scalar
+        }
+    }
     use scale_io::DenseMatrix;
 
     fn dist(a: &[f32], b: &[f32]) -> f64 {
@@ -533,7 +650,7 @@ mod tests {
             .map(|r| m.row(r).1.iter().map(|&v| v as f64 * v as f64).sum())
             .collect();
         let tiles: Vec<(Tile, &[usize])> = rows.chunks(TILE).map(|r| (Tile::new(&m, r), r)).collect();
-        let w = within_sum(&tiles, &norms, n_genes);
+        let w = within_sum(&tiles, &norms, n_genes, Simd::detect());
         assert!(w / (70.0 * 70.0) < 1e-5, "mean within distance {}", w / 4900.0);
     }
 
@@ -576,7 +693,16 @@ mod tests {
             data: rows.concat(),
         };
         let g = Groups::new(&labels, "ctrl").unwrap();
-        let e = energy_distances(&Matrix::Dense(d), &g, &crate::NoProgress);
+        let x = Matrix::Dense(d);
+        let e = energy_distances(&x, &g, &crate::NoProgress);
+        // every vector kernel this CPU has gives the same bits as the widest one
+        for simd in [Simd::Avx2, Simd::Avx512] {
+            if simd_available(simd) {
+                let other = energy_distances_with(&x, &g, &crate::NoProgress, simd);
+                let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&other), bits(&e), "{simd:?} kernel");
+            }
+        }
         let idx = |name: &str| -> Vec<usize> { (0..n).filter(|&i| labels[i] == name).collect() };
         let c = idx("ctrl");
         let mean = |a: &[usize], b: &[usize]| {

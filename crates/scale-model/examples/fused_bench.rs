@@ -6,14 +6,16 @@
 //!
 //! Prints the minimum and median cells/s over PASSES timed passes (after one warm-up) per engine,
 //! alternating the engines pass by pass so machine noise hits both alike. A third argument `fused`
-//! times the fused engine alone (for a profiler).
+//! times the fused engine alone (for a profiler); `encoded` times it alone with the control cells
+//! encoded once before the passes, as `scale predict` does for a control pool it draws from again.
 
 use std::time::Instant;
 
 use scale_model::burn::module::{Module, ModuleMapper, Param};
 use scale_model::burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use scale_model::{
-    transport_sets, transport_sets_fused, Conditions, DataDims, ModelConfig, PertEncoding, TransportConfig,
+    transport_sets, transport_sets_fused, transport_sets_fused_encoded, Conditions, DataDims, ModelConfig,
+    PertEncoding, TransportConfig,
 };
 
 struct Jitter;
@@ -31,7 +33,9 @@ fn main() {
     let passes: usize = args.next().map_or(20, |a| a.parse().expect("PASSES"));
     let threads: usize = args.next().map_or(2, |a| a.parse().expect("THREADS"));
     // `fused` as a third argument times the fused engine alone (for profiling it)
-    let fused_only = args.next().as_deref() == Some("fused");
+    let mode = args.next();
+    let fused_only = matches!(mode.as_deref(), Some("fused" | "encoded"));
+    let pre_encoded = mode.as_deref() == Some("encoded");
     rayon::ThreadPoolBuilder::new().num_threads(threads).build_global().ok();
     let (g, s, b, p) = (2000usize, 32usize, 32usize, 48usize);
     let model: ModelConfig = toml::from_str(
@@ -64,10 +68,18 @@ fn main() {
     let cells = (b * s) as f64;
     let (mut t_fused, mut t_burn) = (Vec::new(), Vec::new());
     let (mut zf, mut scratch) = (Vec::new(), Vec::new());
+    let mut encoded = vec![0.0f32; b * s * fused.hidden()];
+    if pre_encoded {
+        fused.encode(&host, &mut encoded);
+    }
     for i in 0..=passes {
         zf.clone_from(&host);
         let t0 = Instant::now();
-        transport_sets_fused(&net, &fused, &mut zf, &mut scratch, s, &cond, 1).expect("fused");
+        if pre_encoded {
+            transport_sets_fused_encoded(&net, &fused, &mut zf, &encoded, &mut scratch, s, &cond, 1).expect("fused");
+        } else {
+            transport_sets_fused(&net, &fused, &mut zf, &mut scratch, s, &cond, 1).expect("fused");
+        }
         let tf = t0.elapsed().as_secs_f64();
         let t0 = Instant::now();
         if !fused_only {

@@ -20,7 +20,7 @@
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use crate::panels::{self, Panels};
+use crate::panels::{self, Addend, Epilogue, Panels};
 
 /// A linear layer `y = x W + b`, W row-major [d_in, d_out] (burn's layout).
 #[derive(Debug, Clone)]
@@ -86,21 +86,35 @@ impl Dense {
 
     /// `out = x W` (+ `out` when `accumulate`), then + b. x [R, d_in], out [R, d_out].
     fn forward(&self, x: &[f32], rows: usize, out: &mut [f32], accumulate: bool) {
-        match &self.packed {
-            Some(p) => p.matmul(x, rows, out, accumulate),
-            None => matmul(x, rows, self.d_in, &self.w, self.d_out, out, accumulate),
-        }
-        self.add_bias(out);
+        let addend = if accumulate { Addend::Out } else { Addend::None };
+        self.forward_with(x, rows, out, addend, false);
     }
 
-    /// `out += b` on every row of `out` [R, d_out].
-    fn add_bias(&self, out: &mut [f32]) {
+    /// `out = addend + x W + b`, then ReLU when `relu`. x [R, d_in], out [R, d_out], a matrix addend
+    /// [R, d_out]. The packed kernel does the addend, bias and ReLU as it stores; `gemm` in passes.
+    fn forward_with(&self, x: &[f32], rows: usize, out: &mut [f32], addend: Addend<'_>, relu: bool) {
+        if let Some(p) = &self.packed {
+            let bias = self.b.as_deref();
+            return p.matmul(x, rows, out, Epilogue { addend, bias, relu });
+        }
+        let accumulate = match addend {
+            Addend::None => false,
+            Addend::Out => true,
+            Addend::Matrix(src) => {
+                out.copy_from_slice(&src[..out.len()]);
+                true
+            }
+        };
+        matmul(x, rows, self.d_in, &self.w, self.d_out, out, accumulate);
         if let Some(b) = &self.b {
             for row in out.chunks_exact_mut(self.d_out) {
                 for (o, &bi) in row.iter_mut().zip(b) {
                     *o += bi;
                 }
             }
+        }
+        if relu {
+            out.iter_mut().for_each(|o| *o = o.max(0.0));
         }
     }
 }
@@ -143,10 +157,49 @@ impl FusedTransport {
         self.n_genes
     }
 
+    /// Model width D (the width of [`encode`](Self::encode)'s output rows).
+    pub fn hidden(&self) -> usize {
+        self.hidden
+    }
+
     /// Predicts the endpoints of `B` sets of `s` cells: `z_t` [B·s, G] row-major, `cond` [B, D] (the set
     /// conditions), `out` [B·s, G] receives `relu(z_t + decoder(...))`. Sets run in parallel on rayon's
     /// pool, a few per work item.
     pub fn forward(&self, z_t: &[f32], cond: &[f32], s: usize, out: &mut [f32]) {
+        self.forward_sets(z_t, None, cond, s, out);
+    }
+
+    /// [`forward`](Self::forward) with the encoder's output given: `encoded` [B·s, D] must be
+    /// [`encode`](Self::encode) of `z_t`'s rows. The encoder sees neither the set, the time nor the
+    /// condition, so a control cell drawn into many sets needs encoding once; at STATE's tiny config the
+    /// encoder is about a quarter of the forward pass's multiply-adds.
+    pub fn forward_encoded(&self, z_t: &[f32], encoded: &[f32], cond: &[f32], s: usize, out: &mut [f32]) {
+        assert_eq!(
+            encoded.len() * self.n_genes,
+            z_t.len() * self.hidden,
+            "one encoded row of width {} per cell",
+            self.hidden
+        );
+        self.forward_sets(z_t, Some(encoded), cond, s, out);
+    }
+
+    /// The per-cell encoder alone: `z` [R, G] -> `out` [R, D], in parallel over chunks of cells. A row's
+    /// output does not depend on the other rows (the products' sums run in the same order for every row).
+    pub fn encode(&self, z: &[f32], out: &mut [f32]) {
+        let (g, d) = (self.n_genes, self.hidden);
+        assert!(z.len().is_multiple_of(g), "z is not whole cells of {g} genes");
+        assert_eq!(out.len() / d, z.len() / g, "one output row of width {d} per cell");
+        out.par_chunks_mut(CHUNK_CELLS * d)
+            .zip(z.par_chunks(CHUNK_CELLS * g))
+            .for_each(|(out, z)| {
+                SCRATCH.with_borrow_mut(|scratch| {
+                    mlp(&self.encoder, z, z.len() / g, &mut scratch.x, &mut scratch.tmp);
+                    out.copy_from_slice(&scratch.x);
+                })
+            });
+    }
+
+    fn forward_sets(&self, z_t: &[f32], encoded: Option<&[f32]>, cond: &[f32], s: usize, out: &mut [f32]) {
         let (g, d) = (self.n_genes, self.hidden);
         assert!(
             s > 0 && z_t.len().is_multiple_of(s * g),
@@ -156,21 +209,56 @@ impl FusedTransport {
         assert_eq!(cond.len(), b * d, "one condition of width {d} per set");
         assert_eq!(out.len(), z_t.len(), "output shape");
         let sets_per_chunk = (CHUNK_CELLS / s).max(1);
-        out.par_chunks_mut(sets_per_chunk * s * g)
+        let chunks = out
+            .par_chunks_mut(sets_per_chunk * s * g)
             .zip(z_t.par_chunks(sets_per_chunk * s * g))
-            .zip(cond.par_chunks(sets_per_chunk * d))
-            .for_each(|((out, z), c)| self.forward_chunk(z, c, s, out));
+            .zip(cond.par_chunks(sets_per_chunk * d));
+        match encoded {
+            Some(e) => chunks
+                .zip(e.par_chunks(sets_per_chunk * s * d))
+                .for_each(|(((out, z), c), e)| self.forward_chunk(z, Some(e), c, s, out)),
+            None => chunks.for_each(|((out, z), c)| self.forward_chunk(z, None, c, s, out)),
+        }
     }
 
-    /// [`forward`](Self::forward) on whole sets, one thread.
-    fn forward_chunk(&self, z: &[f32], cond: &[f32], s: usize, out: &mut [f32]) {
+    /// [`forward`](Self::forward) on whole sets, one thread; `encoded` [R, D] when the encoder's output
+    /// is given. Activations live in the thread's [`Scratch`].
+    fn forward_chunk(&self, z: &[f32], encoded: Option<&[f32]>, cond: &[f32], s: usize, out: &mut [f32]) {
+        SCRATCH.with_borrow_mut(|scratch| self.forward_chunk_in(z, encoded, cond, s, out, scratch));
+    }
+
+    fn forward_chunk_in(
+        &self,
+        z: &[f32],
+        encoded: Option<&[f32]>,
+        cond: &[f32],
+        s: usize,
+        out: &mut [f32],
+        scratch: &mut Scratch,
+    ) {
         let (g, d) = (self.n_genes, self.hidden);
         let rows = z.len() / g;
         let inner = self.n_heads * self.head_dim;
+        let m = self.blocks.first().map_or(0, |b| b.down.d_in);
+        let Scratch {
+            x,
+            tmp,
+            normed,
+            qkv,
+            attn,
+            gate_up,
+            act,
+            scores,
+            h,
+        } = scratch;
         // encoder: [R, G] -> [R, D]
-        let mut x = Vec::new();
-        let mut tmp = Vec::new();
-        mlp(&self.encoder, z, rows, &mut x, &mut tmp);
+        match encoded {
+            Some(e) => {
+                x.clear();
+                x.extend_from_slice(e);
+            }
+            None => mlp(&self.encoder, z, rows, x, tmp),
+        }
         // + the set's condition on every cell of the set
         for (set, c) in x.chunks_exact_mut(s * d).zip(cond.chunks_exact(d)) {
             for row in set.chunks_exact_mut(d) {
@@ -179,40 +267,35 @@ impl FusedTransport {
                 }
             }
         }
-        let mut normed = vec![0.0f32; rows * d];
-        let mut qkv = vec![0.0f32; rows * 3 * inner];
-        let mut attn = vec![0.0f32; rows * inner];
-        let m = self.blocks.first().map_or(0, |b| b.down.d_in);
-        let mut gate_up = vec![0.0f32; rows * 2 * m];
-        let mut act = vec![0.0f32; rows * m];
-        let mut scores = vec![0.0f32; s * s];
+        // every value of these is written before it is read
+        let normed = sized(normed, rows * d);
+        let qkv = sized(qkv, rows * 3 * inner);
+        let attn = sized(attn, rows * inner);
+        let gate_up = sized(gate_up, rows * 2 * m);
+        let act = sized(act, rows * m);
+        let scores = sized(scores, s * s);
         for block in &self.blocks {
-            rms_norm(&x, &block.attn_norm, self.norm_eps, &mut normed);
-            block.qkv.forward(&normed, rows, &mut qkv, false);
-            self.attention(&qkv, s, &mut attn, &mut scores);
-            block.o.forward(&attn, rows, &mut x, true); // residual
-            rms_norm(&x, &block.mlp_norm, self.norm_eps, &mut normed);
-            block.gate_up.forward(&normed, rows, &mut gate_up, false);
-            silu_mul(&gate_up, m, &mut act);
-            block.down.forward(&act, rows, &mut x, true); // residual
+            rms_norm(x, &block.attn_norm, self.norm_eps, normed);
+            block.qkv.forward(normed, rows, qkv, false);
+            self.attention(qkv, s, attn, scores);
+            block.o.forward(attn, rows, x, true); // residual
+            rms_norm(x, &block.mlp_norm, self.norm_eps, normed);
+            block.gate_up.forward(normed, rows, gate_up, false);
+            silu_mul(gate_up, m, act);
+            block.down.forward(act, rows, x, true); // residual
         }
-        rms_norm(&x, &self.final_norm, self.norm_eps, &mut normed);
+        rms_norm(x, &self.final_norm, self.norm_eps, normed);
         // decoder: [R, D] -> [R, G]; the hidden layers as the encoder's, then the last layer
         // accumulates onto z_t, and ReLU
         let (last, hidden) = self.decoder.split_last().expect("a decoder has at least one layer");
-        let mut h = Vec::new();
         let input: &[f32] = if hidden.is_empty() {
-            &normed
+            normed
         } else {
-            mlp(hidden, &normed, rows, &mut h, &mut tmp);
-            silu_inplace(&mut h);
-            &h
+            mlp(hidden, normed, rows, h, tmp);
+            silu_inplace(h);
+            h
         };
-        out.copy_from_slice(z);
-        last.forward(input, rows, out, true);
-        for o in out.iter_mut() {
-            *o = o.max(0.0);
-        }
+        last.forward_with(input, rows, out, Addend::Matrix(z), true);
     }
 
     /// Multi-head attention within each set: `qkv` [R, 3·H·Dh] (q, k, v side by side, head h in
@@ -278,6 +361,33 @@ impl FusedTransport {
             }
         }
     }
+}
+
+/// One thread's activation buffers, kept between work items: allocating them per item (several hundred
+/// KiB) went back to the allocator and the kernel each time, and some passes paid page faults for it.
+#[derive(Default)]
+struct Scratch {
+    x: Vec<f32>,
+    tmp: Vec<f32>,
+    normed: Vec<f32>,
+    qkv: Vec<f32>,
+    attn: Vec<f32>,
+    gate_up: Vec<f32>,
+    act: Vec<f32>,
+    scores: Vec<f32>,
+    h: Vec<f32>,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
+}
+
+/// The first `n` values of `buf`, growing it if needed (contents unspecified).
+fn sized(buf: &mut Vec<f32>, n: usize) -> &mut [f32] {
+    if buf.len() < n {
+        buf.resize(n, 0.0);
+    }
+    &mut buf[..n]
 }
 
 /// Linear layers with SiLU between them (not after the last): `input` [R, d_in] -> `out` [R, d_out];
@@ -374,10 +484,18 @@ fn matmul(x: &[f32], m: usize, k: usize, w: &[f32], n: usize, out: &mut [f32], a
 fn rms_norm(x: &[f32], gamma: &[f32], eps: f32, out: &mut [f32]) {
     let d = gamma.len();
     for (row, o) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
-        let ms = row.iter().map(|v| v * v).sum::<f32>() / d as f32;
-        let rms = (ms + eps).sqrt();
+        // eight partial sums, so the sum vectorises (one chain of d dependent adds was the norm's cost)
+        let mut lanes = [0.0f32; 8];
+        let mut groups = row.chunks_exact(8);
+        for group in &mut groups {
+            for (l, &v) in lanes.iter_mut().zip(group) {
+                *l += v * v;
+            }
+        }
+        let squares = lanes.iter().sum::<f32>() + groups.remainder().iter().map(|v| v * v).sum::<f32>();
+        let inv_rms = 1.0 / (squares / d as f32 + eps).sqrt();
         for ((oo, &v), &gm) in o.iter_mut().zip(row).zip(gamma) {
-            *oo = v / rms * gm;
+            *oo = v * inv_rms * gm;
         }
     }
 }

@@ -67,6 +67,46 @@ pub fn transport_sets_fused(
     cond: &Conditions,
     steps: usize,
 ) -> Result<(), ModelError> {
+    fused_steps(model, fused, z, None, scratch, s, cond, steps)
+}
+
+/// [`transport_sets_fused`] with the encoder's output for the control sets given: `encoded` [B·S, D]
+/// is [`FusedTransport::encode`] of `z`'s rows as passed in. The first Euler step starts from the
+/// controls themselves, so it skips the encoder; later steps (K > 1) encode their mixtures. Same
+/// result as [`transport_sets_fused`].
+#[allow(clippy::too_many_arguments)]
+pub fn transport_sets_fused_encoded(
+    model: &TransportModel,
+    fused: &FusedTransport,
+    z: &mut Vec<f32>,
+    encoded: &[f32],
+    scratch: &mut Vec<f32>,
+    s: usize,
+    cond: &Conditions,
+    steps: usize,
+) -> Result<(), ModelError> {
+    if encoded.len() * fused.n_genes() != z.len() * fused.hidden() {
+        return Err(ModelError::Infer(format!(
+            "{} encoded values for {} cells: expected one row of {} per cell",
+            encoded.len(),
+            z.len() / fused.n_genes().max(1),
+            fused.hidden()
+        )));
+    }
+    fused_steps(model, fused, z, Some(encoded), scratch, s, cond, steps)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn fused_steps(
+    model: &TransportModel,
+    fused: &FusedTransport,
+    z: &mut Vec<f32>,
+    encoded: Option<&[f32]>,
+    scratch: &mut Vec<f32>,
+    s: usize,
+    cond: &Conditions,
+    steps: usize,
+) -> Result<(), ModelError> {
     let schedule = euler_schedule(steps)?;
     let g = fused.n_genes();
     if s == 0 || !z.len().is_multiple_of(s * g) {
@@ -79,7 +119,7 @@ pub fn transport_sets_fused(
     let device = cond.pert.device();
     // every value is overwritten by the forward pass
     scratch.resize(z.len(), 0.0);
-    for (t, frac) in schedule {
+    for (k, (t, frac)) in schedule.enumerate() {
         let c = model.set_conditions(
             Tensor::<1>::zeros([b], &device).add_scalar(t),
             cond.pert.clone(),
@@ -91,7 +131,10 @@ pub fn transport_sets_fused(
             .into_data()
             .try_to_vec::<f32>()
             .map_err(|e| ModelError::Infer(format!("set conditions: {e:?}")))?;
-        fused.forward(z, &c, s, scratch);
+        match encoded {
+            Some(e) if k == 0 => fused.forward_encoded(z, e, &c, s, scratch),
+            _ => fused.forward(z, &c, s, scratch),
+        }
         match frac {
             Some(frac) => {
                 let frac = frac as f32;

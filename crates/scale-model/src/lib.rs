@@ -12,7 +12,7 @@ pub mod weights;
 
 pub use device::{wgpu_adapter_available, DeviceChoice};
 pub use fused::FusedTransport;
-pub use infer::{transport_sets, transport_sets_fused, Conditions};
+pub use infer::{transport_sets, transport_sets_fused, transport_sets_fused_encoded, Conditions};
 pub use loss::{energy_distance, LossConfig, LossParts};
 pub use pert::{FeatureTable, PertEncoder};
 pub use transport::{DataDims, ModelConfig, PertEncoding, TransportConfig, TransportInput, TransportModel};

@@ -3,8 +3,8 @@
 
 use scale_model::burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use scale_model::{
-    energy_distance, transport_sets, transport_sets_fused, weights, Conditions, DataDims, ModelConfig, PertEncoding,
-    TransportConfig, TransportInput,
+    energy_distance, transport_sets, transport_sets_fused, transport_sets_fused_encoded, weights, Conditions, DataDims,
+    ModelConfig, PertEncoding, TransportConfig, TransportInput,
 };
 
 const G: usize = 10;
@@ -285,4 +285,61 @@ fn fused_engine_matches_burn_forward() {
     )
     .unwrap_err();
     assert!(e.to_string().contains("whole sets"), "{e}");
+}
+
+/// Control cells encoded once and handed to the first Euler step give the same cells as encoding them
+/// inside the pass, bit for bit: the encoder sees each cell alone, and its sums run in the same order
+/// whichever rows share a product. Encoded rows for the wrong number of cells are a named error.
+#[test]
+fn encoded_controls_give_the_same_prediction() {
+    let dev = Device::flex();
+    let model = trained_like(&dev);
+    let fused = model.fused().unwrap();
+    let (b, s) = (7usize, 40usize);
+    let host = vec_of(Tensor::<3>::random([b, s, G], Distribution::Uniform(0.0, 3.0), &dev));
+    let cond = Conditions {
+        pert: Tensor::from_data(
+            TensorData::new(
+                (0..b * 3).map(|i| (i % 4 == 0) as u8 as f32).collect::<Vec<_>>(),
+                [b, 3],
+            ),
+            &dev,
+        ),
+        context: Tensor::<1, Int>::from_data(TensorData::new(vec![1i64; b], [b]), &dev),
+        batch: Some(Tensor::<1, Int>::from_data(TensorData::new(vec![0i64; b], [b]), &dev)),
+        dose: None,
+    };
+    let d = fused.hidden();
+    // encoded in a different grouping than the pass uses: reversed, one cell at a time for the last rows
+    let mut encoded = vec![0.0f32; b * s * d];
+    let split = b * s - 5;
+    fused.encode(&host[..split * G], &mut encoded[..split * d]);
+    for r in split..b * s {
+        fused.encode(&host[r * G..(r + 1) * G], &mut encoded[r * d..(r + 1) * d]);
+    }
+    for steps in [1usize, 3] {
+        let (mut want, mut got, mut scratch) = (host.clone(), host.clone(), Vec::new());
+        transport_sets_fused(&model, &fused, &mut want, &mut scratch, s, &cond, steps).unwrap();
+        transport_sets_fused_encoded(&model, &fused, &mut got, &encoded, &mut scratch, s, &cond, steps).unwrap();
+        assert!(got == want, "K = {steps}: the encoded controls changed the prediction");
+    }
+    // a wrong encoding changes it (the encoded rows are really used)
+    let mut wrong = encoded.clone();
+    wrong[3] += 1.0;
+    let (mut want, mut got, mut scratch) = (host.clone(), host.clone(), Vec::new());
+    transport_sets_fused(&model, &fused, &mut want, &mut scratch, s, &cond, 1).unwrap();
+    transport_sets_fused_encoded(&model, &fused, &mut got, &wrong, &mut scratch, s, &cond, 1).unwrap();
+    assert!(got != want);
+    let e = transport_sets_fused_encoded(
+        &model,
+        &fused,
+        &mut host.clone(),
+        &encoded[d..],
+        &mut scratch,
+        s,
+        &cond,
+        1,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("one row of"), "{e}");
 }

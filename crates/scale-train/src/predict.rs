@@ -6,7 +6,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use scale_model::burn::tensor::{Device, Int, Tensor, TensorData};
 use scale_model::{
-    transport_sets, transport_sets_fused, weights, Conditions, FusedTransport, PertEncoder, TransportConfig,
+    transport_sets, transport_sets_fused_encoded, weights, Conditions, FusedTransport, PertEncoder, TransportConfig,
     TransportModel,
 };
 
@@ -326,6 +326,20 @@ impl Predictor {
         let mut z0: Vec<f32> = Vec::new();
         let mut scratch: Vec<f32> = Vec::new();
         let per_pass = self.sets_per_pass.max(1);
+        // The encoder sees a cell alone (not its set, the time or the condition), so with the fused
+        // engine each control cell is encoded once, when first drawn, and every set that draws it again
+        // reuses the row: the cells predicted usually outnumber the controls several times over.
+        let fused = match (&self.fused, self.engine) {
+            (Some(fused), Engine::Fused) => Some(fused),
+            _ => None,
+        };
+        let mut encoded: Vec<EncodedPool> = pools
+            .iter()
+            .map(|pool| EncodedPool::new(pool.cells.len() / g, fused.map_or(0, |f| f.hidden())))
+            .collect();
+        let mut fresh_cells: Vec<f32> = Vec::new();
+        let mut fresh_rows: Vec<f32> = Vec::new();
+        let mut encoded0: Vec<f32> = Vec::new();
         // time inside the model's forward passes alone (what STATE's inference timing counts)
         let mut forward_s = 0.0f64;
         let forwarded = jobs.len() * s;
@@ -364,11 +378,48 @@ impl Predictor {
                     }),
                 };
                 let forward_start = std::time::Instant::now();
-                match (&self.fused, self.engine) {
-                    (Some(fused), Engine::Fused) => {
-                        transport_sets_fused(&self.model, fused, &mut z0, &mut scratch, s, &cond, steps)?
+                match fused {
+                    Some(fused) => {
+                        let d = fused.hidden();
+                        // the rows drawn for the first time, each once
+                        let mut fresh: Vec<(usize, usize)> = rows
+                            .iter()
+                            .copied()
+                            .filter(|&(pool, row)| !encoded[pool].done[row])
+                            .collect();
+                        fresh.sort_unstable();
+                        fresh.dedup();
+                        if !fresh.is_empty() {
+                            fresh_cells.resize(fresh.len() * g, 0.0);
+                            fresh_cells
+                                .par_chunks_exact_mut(g)
+                                .zip(&fresh)
+                                .for_each(|(dst, &(pool, row))| {
+                                    dst.copy_from_slice(&pools[pool].cells[row * g..(row + 1) * g]);
+                                });
+                            fresh_rows.resize(fresh.len() * d, 0.0);
+                            fused.encode(&fresh_cells, &mut fresh_rows);
+                            for (&(pool, row), e) in fresh.iter().zip(fresh_rows.chunks_exact(d)) {
+                                encoded[pool].rows[row * d..(row + 1) * d].copy_from_slice(e);
+                                encoded[pool].done[row] = true;
+                            }
+                        }
+                        encoded0.resize(rows.len() * d, 0.0);
+                        for (dst, &(pool, row)) in encoded0.chunks_exact_mut(d).zip(&rows) {
+                            dst.copy_from_slice(&encoded[pool].rows[row * d..(row + 1) * d]);
+                        }
+                        transport_sets_fused_encoded(
+                            &self.model,
+                            fused,
+                            &mut z0,
+                            &encoded0,
+                            &mut scratch,
+                            s,
+                            &cond,
+                            steps,
+                        )?
                     }
-                    _ => {
+                    None => {
                         let input = Tensor::<3>::from_data(TensorData::new(z0.clone(), [b, s, g]), &self.device);
                         z0 = transport_sets(&self.model, input, &cond, steps)?
                             .into_data()
@@ -401,6 +452,22 @@ impl Predictor {
             "forward passes"
         );
         Ok(())
+    }
+}
+
+/// The fused engine's encoder output for the cells of one control pool, filled as cells are drawn.
+struct EncodedPool {
+    /// [n, D] row-major; row i is valid when `done[i]`.
+    rows: Vec<f32>,
+    done: Vec<bool>,
+}
+
+impl EncodedPool {
+    fn new(n: usize, d: usize) -> EncodedPool {
+        EncodedPool {
+            rows: vec![0.0; n * d],
+            done: vec![false; n],
+        }
     }
 }
 

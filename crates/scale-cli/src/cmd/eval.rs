@@ -284,7 +284,13 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<()> {
     let write_de = |side: &[(Option<String>, FileSummary)], name: &str| -> anyhow::Result<()> {
         for (ct, s) in side {
             if let Some(de) = &s.de {
+                let t = std::time::Instant::now();
                 scale_eval::with_threads(Some(1), || de.write_csv(&args.out.join(out_name(ct.as_deref(), name))))?;
+                tracing::info!(
+                    "wrote {name} in {:.2}s (at {:.2}s)",
+                    t.elapsed().as_secs_f64(),
+                    t0.elapsed().as_secs_f64()
+                );
             }
         }
         Ok(())
