@@ -23,6 +23,7 @@ pub mod results;
 pub mod score;
 pub mod stats;
 
+use rayon::prelude::*;
 use scale_io::Matrix;
 
 pub use de::{DeBlock, DeTable};
@@ -136,19 +137,22 @@ pub fn validate(d: &EvalData, control: &str) -> Result<Groups> {
             }
         }
     };
+    // in parallel; the error names the first bad value in row order, as a serial scan would
+    let is_bad = |v: f32| !(v >= 0.0) || !v.is_finite();
     match d.x {
         Matrix::Csr(m) => {
-            for r in 0..m.n_rows {
+            let first = (0..m.n_rows)
+                .into_par_iter()
+                .find_first(|&r| m.row(r).1.iter().any(|&v| is_bad(v)));
+            if let Some(r) = first {
                 let (idx, val) = m.row(r);
-                for (&c, &v) in idx.iter().zip(val) {
-                    if !(v >= 0.0) || !v.is_finite() {
-                        return Err(bad(r, c as usize, v));
-                    }
+                if let Some((&c, &v)) = idx.iter().zip(val).find(|(_, &v)| is_bad(v)) {
+                    return Err(bad(r, c as usize, v));
                 }
             }
         }
         Matrix::Dense(m) => {
-            if let Some(k) = m.data.iter().position(|&v| !(v >= 0.0) || !v.is_finite()) {
+            if let Some(k) = m.data.par_iter().position_first(|&v| is_bad(v)) {
                 return Err(bad(k / m.n_cols.max(1), k % m.n_cols.max(1), m.data[k]));
             }
         }
@@ -184,33 +188,55 @@ pub fn pseudobulk_f64(x: &Matrix, groups: &Groups) -> Vec<f64> {
     let g = x.n_cols();
     let n_groups = groups.names.len();
     let mut sums = vec![0f64; n_groups * g];
-    match x {
-        Matrix::Csr(m) => {
-            for r in 0..m.n_rows {
-                let base = groups.codes[r] as usize * g;
-                let (idx, val) = m.row(r);
-                for (&c, &v) in idx.iter().zip(val) {
-                    sums[base + c as usize] += v as f64;
+    if g == 0 {
+        return sums;
+    }
+    // groups in parallel, each summing its own cells in row order (the same sums as one pass)
+    let members = groups.members();
+    sums.par_chunks_mut(g)
+        .zip(members.par_iter())
+        .for_each(|(group_sums, rows)| {
+            match x {
+                Matrix::Csr(m) => {
+                    for &r in rows {
+                        let (idx, val) = m.row(r);
+                        for (&c, &v) in idx.iter().zip(val) {
+                            group_sums[c as usize] += v as f64;
+                        }
+                    }
+                }
+                Matrix::Dense(m) => {
+                    for &r in rows {
+                        for (s, &v) in group_sums.iter_mut().zip(m.row(r)) {
+                            *s += v as f64;
+                        }
+                    }
                 }
             }
-        }
-        Matrix::Dense(m) => {
-            for r in 0..m.n_rows {
-                let base = groups.codes[r] as usize * g;
-                for (s, &v) in sums[base..base + g].iter_mut().zip(m.row(r)) {
-                    *s += v as f64;
-                }
-            }
-        }
-    }
-    for (k, s) in sums.iter_mut().enumerate() {
-        *s /= groups.counts[k / g.max(1)] as f64;
-    }
+            let n = rows.len() as f64;
+            group_sums.iter_mut().for_each(|s| *s /= n);
+        });
     sums
 }
 
 /// Summarises one side for `cfg`: validation, pseudobulk, DE (unless `have_de`), energy distances.
 pub fn summarize(d: &EvalData, cfg: &EvalConfig, have_de: bool, progress: &dyn Progress) -> Result<FileSummary> {
+    summarize_then(d, cfg, have_de, progress, None)
+}
+
+/// Work to run on the DE table beside the energy distances (writing it out, say).
+pub type DeSink<'a> = &'a (dyn Fn(&DeTable) -> Result<()> + Sync);
+
+/// [`summarize`], with `sink` run on a thread of its own on the DE table (when one is computed) while
+/// the energy distances run: the table is done before them, and the cores would otherwise sit out
+/// the sink's time afterwards. Its error is returned after the distances.
+pub fn summarize_then(
+    d: &EvalData,
+    cfg: &EvalConfig,
+    have_de: bool,
+    progress: &dyn Progress,
+    sink: Option<DeSink<'_>>,
+) -> Result<FileSummary> {
     let plan = plan(cfg);
     let t = std::time::Instant::now();
     let groups = validate(d, &cfg.control)?;
@@ -227,9 +253,20 @@ pub fn summarize(d: &EvalData, cfg: &EvalConfig, have_de: bool, progress: &dyn P
         .then(|| de::differential_expression(d.x, d.genes, &groups, progress));
     tracing::info!("{}: DE in {:.2}s", d.which, t.elapsed().as_secs_f64());
     let t = std::time::Instant::now();
-    let edist = plan
-        .contains(&"pearson_edistance")
-        .then(|| edistance::energy_distances(d.x, &groups, progress));
+    let energy = || {
+        plan.contains(&"pearson_edistance")
+            .then(|| edistance::energy_distances(d.x, &groups, progress))
+    };
+    let edist = match (sink, &de) {
+        (Some(sink), Some(table)) => std::thread::scope(|scope| {
+            let sunk = scope.spawn(|| sink(table));
+            let edist = energy();
+            sunk.join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p))
+                .map(|()| edist)
+        })?,
+        _ => energy(),
+    };
     tracing::info!("{}: energy distances in {:.2}s", d.which, t.elapsed().as_secs_f64());
     Ok(FileSummary {
         groups,
@@ -341,10 +378,13 @@ pub enum SpaceAction {
 /// exactly integral values for counts and calls out-of-range data `Other` instead of failing.)
 pub fn ensure_log1p(x: &mut Matrix, which: &str) -> Result<SpaceAction> {
     let vals = x.values();
-    let has_decimals = vals.iter().any(|&v| v - v.trunc() > 1e-3);
+    let has_decimals = vals.par_iter().any(|&v| v - v.trunc() > 1e-3);
     if has_decimals {
-        let max = vals.iter().copied().fold(0f32, f32::max);
-        let min = vals.iter().copied().fold(0f32, f32::min);
+        // one parallel pass for both (f32::max / f32::min skip NaN, in any grouping)
+        let (min, max) = vals
+            .par_chunks(1 << 16)
+            .map(|c| c.iter().fold((0f32, 0f32), |(lo, hi), &v| (lo.min(v), hi.max(v))))
+            .reduce(|| (0f32, 0f32), |(a, b), (c, d)| (a.min(c), b.max(d)));
         if min < 0.0 {
             let k = vals.iter().position(|&v| v < 0.0).unwrap_or(0);
             return Err(EvalError::Negative {

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 
 use anyhow::{bail, Context};
 use scale_eval::load::{read_side, Side};
-use scale_eval::{check_genes, evaluate_summaries, summarize, DeTable, EvalConfig, FileSummary, Profile};
+use scale_eval::{check_genes, evaluate_summaries, summarize_then, DeTable, EvalConfig, FileSummary, Profile};
 use scale_io::H5adReader;
 
 use super::Ctx;
@@ -210,10 +210,12 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<()> {
         bar: Mutex::new(None),
     };
     // One file at a time: summaries are small, so the real matrix is dropped before pred is read.
+    // `csv`: write the DE table under this name while the energy distances run
     let summarize_file = |path: &Path,
                           which: &str,
                           cols: Option<&Vec<usize>>,
-                          have_de: bool|
+                          have_de: bool,
+                          csv: Option<&str>|
      -> anyhow::Result<Vec<(Option<String>, FileSummary)>> {
         let t = std::time::Instant::now();
         let mut side = read_side(path, which, &args.pert_col, args.celltype_col.as_deref())?;
@@ -227,16 +229,30 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<()> {
             t.elapsed().as_secs_f64()
         );
         let mut out = Vec::new();
+        let summarize_part = |data: &scale_eval::EvalData, ct: Option<&str>| {
+            let path = csv.map(|name| args.out.join(out_name(ct, name)));
+            let sink = |de: &DeTable| {
+                let t = std::time::Instant::now();
+                let written = scale_eval::with_threads(Some(1), || de.write_csv(path.as_deref().expect("a path")));
+                tracing::info!(
+                    "wrote {} in {:.2}s (at {:.2}s)",
+                    csv.unwrap_or(""),
+                    t.elapsed().as_secs_f64(),
+                    t0.elapsed().as_secs_f64()
+                );
+                written
+            };
+            let sink: Option<scale_eval::DeSink> = path.is_some().then_some(&sink);
+            scale_eval::with_threads(args.threads, || summarize_then(data, &cfg, have_de, &bars, sink))
+        };
         if args.celltype_col.is_some() {
             for (ct, rows) in celltype_groups(&side) {
                 let sub = side.select(&rows);
-                let s = scale_eval::with_threads(args.threads, || summarize(&sub.view(), &cfg, have_de, &bars))
-                    .with_context(|| format!("cell type `{ct}`"))?;
+                let s = summarize_part(&sub.view(), Some(&ct)).with_context(|| format!("cell type `{ct}`"))?;
                 out.push((Some(ct), s));
             }
         } else {
-            let s = scale_eval::with_threads(args.threads, || summarize(&side.view(), &cfg, have_de, &bars))?;
-            out.push((None, s));
+            out.push((None, summarize_part(&side.view(), None)?));
         }
         tracing::info!("{which}: summarised in {:.1}s", t.elapsed().as_secs_f64());
         Ok(out)
@@ -279,8 +295,8 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<()> {
             }
             Ok(())
         };
-    // The DE tables go to disk on a background thread (one formatting thread, so it fills the
-    // cores' idle time, e.g. while the next file is read, instead of competing with the pool).
+    // The DE tables go to disk on background threads with one formatting thread each, filling the
+    // cores' idle time instead of competing with the pool.
     let write_de = |side: &[(Option<String>, FileSummary)], name: &str| -> anyhow::Result<()> {
         for (ct, s) in side {
             if let Some(de) = &s.de {
@@ -295,20 +311,28 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<()> {
         }
         Ok(())
     };
-    let real = summarize_file(&args.real, "real", shared.as_ref().map(|s| &s.0), de_real.is_some())?;
-    // pred lives outside the scope so that its writer thread can borrow it
-    let pred_slot = std::sync::OnceLock::new();
+    let real = summarize_file(
+        &args.real,
+        "real",
+        shared.as_ref().map(|s| &s.0),
+        de_real.is_some(),
+        None,
+    )?;
     std::thread::scope(|scope| -> anyhow::Result<()> {
+        // real's table is written while pred is read (the read leaves a core idle much of the time);
+        // pred's while pred's energy distances run, so that only the metrics remain after them
         let real_csv = scope.spawn(|| write_de(&real, "real_de.csv"));
-        let pred = summarize_file(&args.pred, "pred", shared.as_ref().map(|s| &s.1), de_pred.is_some())?;
-        let pred: &Vec<_> = pred_slot.get_or_init(|| pred);
-        let pred_csv = scope.spawn(|| write_de(pred, "pred_de.csv"));
-        evaluate_all(&real, pred)?;
-        for writer in [real_csv, pred_csv] {
-            writer
-                .join()
-                .map_err(|_| anyhow::anyhow!("the DE CSV writer panicked"))??;
-        }
+        let pred = summarize_file(
+            &args.pred,
+            "pred",
+            shared.as_ref().map(|s| &s.1),
+            de_pred.is_some(),
+            Some("pred_de.csv"),
+        )?;
+        evaluate_all(&real, &pred)?;
+        real_csv
+            .join()
+            .map_err(|_| anyhow::anyhow!("the DE CSV writer panicked"))??;
         Ok(())
     })?;
     tracing::info!("eval done in {:.1}s", t0.elapsed().as_secs_f64());
