@@ -355,6 +355,30 @@ pub fn differential_expression(x: &Matrix, genes: &[String], groups: &Groups, pr
         .map(|b| (b, (b + per_task).min(n_blocks)))
         .collect();
     let members = groups.members();
+    // Non-zeros per gene (an upper bound on a column's values): the column buffers' stride.
+    let stride = match x {
+        Matrix::Csr(m) => m
+            .indices
+            .par_chunks(1 << 20)
+            .fold(
+                || vec![0u32; n_genes],
+                |mut c, idx| {
+                    idx.iter().for_each(|&g| c[g as usize] += 1);
+                    c
+                },
+            )
+            .reduce(
+                || vec![0u32; n_genes],
+                |mut a, b| {
+                    a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+                    a
+                },
+            )
+            .into_iter()
+            .max()
+            .unwrap_or(0) as usize,
+        Matrix::Dense(m) => m.n_rows,
+    };
     let blocks: Vec<(usize, BlockOut)> = tasks
         .into_par_iter()
         .flat_map_iter(|(b0, b1)| {
@@ -365,9 +389,11 @@ pub fn differential_expression(x: &Matrix, genes: &[String], groups: &Groups, pr
                 Matrix::Dense(_) => Vec::new(),
             };
             let (pert_codes, members) = (&pert_codes, &members);
-            // Buffers reused from block to block (blocks have similar sizes, so after the first one
-            // the column vectors stop reallocating).
-            let mut cols: Vec<Vec<f32>> = vec![Vec::new(); GENE_BLOCK];
+            // Buffers reused from block to block: column k of a block holds its values at
+            // `flat[k * stride..][..len[k]]` (a fixed slot per column, so appending is one store and
+            // one increment, with no vector header to load).
+            let mut flat = vec![0f32; GENE_BLOCK * stride];
+            let mut len = vec![0u32; GENE_BLOCK];
             let (mut keys, mut scratch) = (Vec::<u64>::new(), Vec::<u64>::new());
             let mut sweep = RankSweep::new(n_groups);
             (b0..b1)
@@ -379,12 +405,12 @@ pub fn differential_expression(x: &Matrix, genes: &[String], groups: &Groups, pr
                     // group by group (cell order inside a group), so each group is one segment of
                     // the column: `seg[g * nb + k]..seg[(g + 1) * nb + k]` for gene `g0 + k`.
                     // (Explicit zeros join the zero tie block, so they are skipped.)
-                    let cols = &mut cols[..nb];
-                    cols.iter_mut().for_each(|c| c.clear());
+                    let len = &mut len[..nb];
+                    len.iter_mut().for_each(|l| *l = 0);
                     let mut seg = vec![0usize; (n_groups + 1) * nb];
                     for (g, mem) in members.iter().enumerate() {
-                        for (k, col) in cols.iter().enumerate() {
-                            seg[g * nb + k] = col.len();
+                        for (k, &l) in len.iter().enumerate() {
+                            seg[g * nb + k] = l as usize;
                         }
                         match x {
                             Matrix::Csr(m) => {
@@ -393,7 +419,10 @@ pub fn differential_expression(x: &Matrix, genes: &[String], groups: &Groups, pr
                                     let mut k = cursor[r];
                                     while k < idx.len() && (idx[k] as usize) < g1 {
                                         if val[k] != 0.0 {
-                                            cols[idx[k] as usize - g0].push(val[k]);
+                                            let c = idx[k] as usize - g0;
+                                            // a column has at most `stride` values (its gene's non-zeros)
+                                            flat[c * stride + len[c] as usize] = val[k];
+                                            len[c] += 1;
                                         }
                                         k += 1;
                                     }
@@ -402,17 +431,18 @@ pub fn differential_expression(x: &Matrix, genes: &[String], groups: &Groups, pr
                             }
                             Matrix::Dense(m) => {
                                 for &r in mem {
-                                    for (col, &v) in cols.iter_mut().zip(&m.row(r)[g0..g1]) {
+                                    for (c, &v) in m.row(r)[g0..g1].iter().enumerate() {
                                         if v != 0.0 {
-                                            col.push(v);
+                                            flat[c * stride + len[c] as usize] = v;
+                                            len[c] += 1;
                                         }
                                     }
                                 }
                             }
                         }
                     }
-                    for (k, col) in cols.iter().enumerate() {
-                        seg[n_groups * nb + k] = col.len();
+                    for (k, &l) in len.iter().enumerate() {
+                        seg[n_groups * nb + k] = l as usize;
                     }
                     let mut out = BlockOut {
                         ref_mean: Vec::with_capacity(nb),
@@ -420,7 +450,8 @@ pub fn differential_expression(x: &Matrix, genes: &[String], groups: &Groups, pr
                         stat: Vec::with_capacity(nb * n_perts),
                         p: Vec::with_capacity(nb * n_perts),
                     };
-                    for (k, buf) in cols.iter_mut().enumerate() {
+                    for k in 0..nb {
+                        let buf = &flat[k * stride..k * stride + len[k] as usize];
                         let range = |g: usize| seg[g * nb + k]..seg[(g + 1) * nb + k];
                         // means before sorting (the float32 sum is order dependent)
                         out.ref_mean.push(mean_f32(&buf[range(ctrl)], n_ctrl, dense));
