@@ -207,9 +207,10 @@ pub fn write_atomic_with(path: &Path, produce: impl FnOnce(&mut dyn Write) -> st
     tmp.push(".tmp");
     let tmp = std::path::PathBuf::from(tmp);
     let written = (|| {
-        let mut f = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp)?);
+        // the DE tables run to hundreds of MB: past the page cache (see `direct`)
+        let mut f = crate::direct::DirectWriter::create(&tmp)?;
         produce(&mut f)?;
-        f.flush()
+        f.finish().map(drop)
     })();
     if let Err(e) = written {
         let _ = std::fs::remove_file(&tmp);

@@ -12,6 +12,7 @@
 pub mod baseline;
 pub mod clustering;
 pub mod de;
+pub mod direct;
 pub mod edistance;
 pub mod error;
 pub mod fmt;
