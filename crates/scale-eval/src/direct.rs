@@ -67,14 +67,17 @@ impl DirectWriter {
         if n == 0 {
             return Ok(());
         }
-        match self.file.write_all(&self.buf.as_slice()[..n]) {
-            Ok(()) => {}
-            // a file system that accepted O_DIRECT at open but not this write: carry on buffered
-            Err(e) if self.direct && e.raw_os_error() == Some(libc::EINVAL) => {
-                self.set_buffered()?;
-                self.file.write_all(&self.buf.as_slice()[..n])?;
+        let mut done = 0;
+        while done < n {
+            match self.file.write(&self.buf.as_slice()[done..n]) {
+                Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
+                Ok(k) => done += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // a file system that took O_DIRECT at open but not this write, or a short write that
+                // left the rest unaligned: carry on buffered from where the file is
+                Err(e) if self.direct && e.raw_os_error() == Some(libc::EINVAL) => self.set_buffered()?,
+                Err(e) => return Err(e),
             }
-            Err(e) => return Err(e),
         }
         let rest = self.filled - n;
         self.buf.as_mut_slice().copy_within(n..self.filled, 0);
@@ -183,11 +186,11 @@ mod tests {
     use super::*;
 
     /// Whole chunks, a partial block at the end and writes of every size come out byte for byte,
-    /// whether or not the temp directory's file system takes O_DIRECT.
+    /// whether or not the temp directory's file system takes O_DIRECT, and in buffered mode too.
     #[test]
     fn direct_writer_writes_every_byte() {
         let dir = tempfile::tempdir().unwrap();
-        for len in [
+        let lens = [
             0usize,
             1,
             ALIGN - 1,
@@ -196,19 +199,24 @@ mod tests {
             CHUNK,
             CHUNK + ALIGN + 17,
             2 * CHUNK + 5,
-        ] {
+        ];
+        for (len, buffered) in lens.into_iter().flat_map(|len| [(len, false), (len, true)]) {
             let data: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
-            let path = dir.path().join(format!("f{len}"));
+            let path = dir.path().join(format!("f{len}-{buffered}"));
             let mut w = DirectWriter::create(&path).unwrap();
+            if buffered {
+                w.set_buffered().unwrap();
+                assert!(!w.is_direct());
+            }
             // uneven pieces, so writes straddle chunk boundaries
             for piece in data.chunks(777_777) {
                 w.write_all(piece).unwrap();
             }
             w.finish().unwrap();
-            assert_eq!(std::fs::read(&path).unwrap(), data, "{len} bytes");
+            assert_eq!(std::fs::read(&path).unwrap(), data, "{len} bytes, buffered {buffered}");
         }
         // an existing, longer file is truncated
-        let path = dir.path().join("f1");
+        let path = dir.path().join("f1-false");
         std::fs::write(&path, vec![7u8; 3 * ALIGN]).unwrap();
         let mut w = DirectWriter::create(&path).unwrap();
         w.write_all(b"ab").unwrap();
