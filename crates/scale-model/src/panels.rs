@@ -238,15 +238,23 @@ unsafe fn kernel512_rows(
     src: Source,
     tail: Tail,
 ) {
-    macro_rules! call {
-        ($($r:literal)*) => {
-            match rows {
-                $($r => kernel512::<$r>(a, lda, b, kc, c, ldc, cols, src, tail),)*
-                _ => unreachable!("row blocks have 1 to {MR512} rows"),
-            }
-        };
+    #[cfg(target_arch = "x86_64")]
+    {
+        macro_rules! call {
+            ($($r:literal)*) => {
+                match rows {
+                    $($r => kernel512::<$r>(a, lda, b, kc, c, ldc, cols, src, tail),)*
+                    _ => unreachable!("row blocks have 1 to {MR512} rows"),
+                }
+            };
+        }
+        call!(1 2 3 4 5 6 7 8 9 10 11 12)
     }
-    call!(1 2 3 4 5 6 7 8 9 10 11 12)
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (rows, a, lda, b, kc, c, ldc, cols, src, tail);
+        unreachable!("packed products are only built on x86_64")
+    }
 }
 
 /// [`kernel`] with AVX-512: R rows (up to [`MR512`]) × one panel, one 16-lane accumulator per row.
@@ -299,22 +307,6 @@ unsafe fn kernel512<const R: usize>(
         }
         _mm512_mask_storeu_ps(row, mask, v);
     }
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-#[allow(clippy::too_many_arguments)]
-unsafe fn kernel512<const R: usize>(
-    _: &[f32],
-    _: usize,
-    _: &[f32],
-    _: usize,
-    _: &mut [f32],
-    _: usize,
-    _: usize,
-    _: Source,
-    _: Tail,
-) {
-    unreachable!("packed products are only built on x86_64")
 }
 
 /// `c[r, 0..cols] = src[r, 0..cols] + Σ_kk a[r, kk] · b[kk, 0..cols]` for the R rows of the block
