@@ -357,26 +357,7 @@ pub fn differential_expression(x: &Matrix, genes: &[String], groups: &Groups, pr
     let members = groups.members();
     // Non-zeros per gene (an upper bound on a column's values): the column buffers' stride.
     let stride = match x {
-        Matrix::Csr(m) => m
-            .indices
-            .par_chunks(1 << 20)
-            .fold(
-                || vec![0u32; n_genes],
-                |mut c, idx| {
-                    idx.iter().for_each(|&g| c[g as usize] += 1);
-                    c
-                },
-            )
-            .reduce(
-                || vec![0u32; n_genes],
-                |mut a, b| {
-                    a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-                    a
-                },
-            )
-            .into_iter()
-            .max()
-            .unwrap_or(0) as usize,
+        Matrix::Csr(m) => m.col_counts().into_iter().max().unwrap_or(0) as usize,
         Matrix::Dense(m) => m.n_rows,
     };
     let blocks: Vec<(usize, BlockOut)> = tasks
@@ -640,8 +621,7 @@ impl DeTable {
         };
         // A few blocks per thread at a time: the text of the whole table (~120 bytes per row, 200 MB
         // for 100 perturbations x 18,000 genes) is never held at once.
-        // With two or more threads, one batch is written (the kernel's copy into the page cache is
-        // a third of the cost) while the next is formatted; with one, rayon::join runs both in turn.
+        // One batch is written on this thread while the next is formatted on the pool.
         let batch = 4 * rayon::current_num_threads().max(1);
         let format_batch = |blocks: &[DeBlock]| -> Vec<String> { blocks.par_iter().map(format_block).collect() };
         write_atomic_with(path, |w| {

@@ -278,10 +278,10 @@ fn prefetch<T>(x: &T) {
     let _ = x;
 }
 
-/// The widest kernel this CPU runs. All give the same sums, bit for bit (one FMA per lane per
-/// non-zero, in the same order); the environment variable `SCALE_SIMD=avx2|scalar` narrows the choice
-/// (for A/B timing). The scalar path's sums differ in the last bits (no fused multiply-add).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The vector kernels, narrowest first. All give the same sums, bit for bit (one FMA per lane per
+/// non-zero, in the same order); the scalar path's sums differ in the last bits (no fused
+/// multiply-add).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Simd {
     Scalar,
     Avx2,
@@ -289,24 +289,33 @@ pub(crate) enum Simd {
 }
 
 impl Simd {
-    pub(crate) fn detect() -> Simd {
-        let cap = std::env::var("SCALE_SIMD").ok();
+    /// The widest kernel this CPU runs.
+    pub(crate) fn widest() -> Simd {
         #[cfg(target_arch = "x86_64")]
         {
             let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
-            let avx512 = avx2 && is_x86_feature_detected!("avx512f");
-            match cap.as_deref() {
-                Some("scalar") => Simd::Scalar,
-                Some("avx2") if avx2 => Simd::Avx2,
-                _ if avx512 => Simd::Avx512,
-                _ if avx2 => Simd::Avx2,
-                _ => Simd::Scalar,
+            if avx2 && is_x86_feature_detected!("avx512f") {
+                Simd::Avx512
+            } else if avx2 {
+                Simd::Avx2
+            } else {
+                Simd::Scalar
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
         {
-            let _ = cap;
             Simd::Scalar
+        }
+    }
+
+    /// [`widest`](Self::widest), narrowed by the environment variable `SCALE_SIMD=avx2|scalar` (for
+    /// A/B timing).
+    pub(crate) fn detect() -> Simd {
+        let widest = Simd::widest();
+        match std::env::var("SCALE_SIMD").as_deref() {
+            Ok("scalar") => Simd::Scalar,
+            Ok("avx2") => widest.min(Simd::Avx2),
+            _ => widest,
         }
     }
 }
@@ -569,22 +578,6 @@ fn energy_distances_with(x: &Matrix, groups: &Groups, progress: &dyn Progress, s
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn simd_available(simd: Simd) -> bool {
-        #[cfg(target_arch = "x86_64")]
-        {
-            let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
-            match simd {
-                Simd::Scalar => true,
-                Simd::Avx2 => avx2,
-                Simd::Avx512 => avx2 && is_x86_feature_detected!("avx512f"),
-            }
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            simd == Simd::Scalar
-        }
-    }
     use scale_io::DenseMatrix;
 
     fn dist(a: &[f32], b: &[f32]) -> f64 {
@@ -697,7 +690,7 @@ mod tests {
         let e = energy_distances(&x, &g, &crate::NoProgress);
         // every vector kernel this CPU has gives the same bits as the widest one
         for simd in [Simd::Avx2, Simd::Avx512] {
-            if simd_available(simd) {
+            if simd <= Simd::widest() {
                 let other = energy_distances_with(&x, &g, &crate::NoProgress, simd);
                 let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
                 assert_eq!(bits(&other), bits(&e), "{simd:?} kernel");

@@ -142,11 +142,27 @@ impl CsrMatrix {
         d
     }
 
+    /// Stored entries per column (in parallel over slices of `indices`).
+    pub fn col_counts(&self) -> Vec<u32> {
+        use rayon::prelude::*;
+        let zeros = || vec![0u32; self.n_cols];
+        self.indices
+            .par_chunks(1 << 20)
+            .fold(zeros, |mut counts, idx| {
+                idx.iter().for_each(|&c| counts[c as usize] += 1);
+                counts
+            })
+            .reduce(zeros, |mut a, b| {
+                a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+                a
+            })
+    }
+
     /// Transposes (CSR of the transpose, i.e. the CSC view of `self`).
     pub fn transpose(&self) -> CsrMatrix {
         let mut counts = vec![0u64; self.n_cols + 1];
-        for &c in &self.indices {
-            counts[c as usize + 1] += 1;
+        for (slot, &c) in counts[1..].iter_mut().zip(&self.col_counts()) {
+            *slot = c as u64;
         }
         for i in 0..self.n_cols {
             counts[i + 1] += counts[i];

@@ -93,29 +93,14 @@ impl Dense {
     /// `out = addend + x W + b`, then ReLU when `relu`. x [R, d_in], out [R, d_out], a matrix addend
     /// [R, d_out]. The packed kernel does the addend, bias and ReLU as it stores; `gemm` in passes.
     fn forward_with(&self, x: &[f32], rows: usize, out: &mut [f32], addend: Addend<'_>, relu: bool) {
+        let bias = self.b.as_deref();
+        let epilogue = Epilogue { addend, bias, relu };
         if let Some(p) = &self.packed {
-            let bias = self.b.as_deref();
-            return p.matmul(x, rows, out, Epilogue { addend, bias, relu });
+            return p.matmul(x, rows, out, epilogue);
         }
-        let accumulate = match addend {
-            Addend::None => false,
-            Addend::Out => true,
-            Addend::Matrix(src) => {
-                out.copy_from_slice(&src[..out.len()]);
-                true
-            }
-        };
+        let accumulate = addend.load(out);
         matmul(x, rows, self.d_in, &self.w, self.d_out, out, accumulate);
-        if let Some(b) = &self.b {
-            for row in out.chunks_exact_mut(self.d_out) {
-                for (o, &bi) in row.iter_mut().zip(b) {
-                    *o += bi;
-                }
-            }
-        }
-        if relu {
-            out.iter_mut().for_each(|o| *o = o.max(0.0));
-        }
+        epilogue.finish(out, self.d_out);
     }
 }
 

@@ -64,21 +64,12 @@ impl Panels {
             assert_eq!(bias.len(), n, "bias shape");
         }
         if k == 0 {
-            // no slice of k to run the epilogue in: apply it here
-            for (i, row) in out[..m * n].chunks_exact_mut(n).enumerate() {
-                for (j, o) in row.iter_mut().enumerate() {
-                    let mut v = match epilogue.addend {
-                        Addend::None => 0.0,
-                        Addend::Out => *o,
-                        Addend::Matrix(src) => src[i * n + j],
-                    };
-                    if let Some(b) = epilogue.bias {
-                        v += b[j];
-                    }
-                    *o = if epilogue.relu { v.max(0.0) } else { v };
-                }
+            // no slice of k to run the epilogue in: the product is zero, the epilogue runs in passes
+            let out = &mut out[..m * n];
+            if !epilogue.addend.load(out) {
+                out.fill(0.0);
             }
-            return;
+            return epilogue.finish(out, n);
         }
         // with AVX-512, 12 rows of one 16-lane register each: twice the multiply-adds per load
         let block_rows = if wide { MR512 } else { MR };
@@ -152,6 +143,23 @@ pub(crate) struct Epilogue<'a> {
     pub(crate) relu: bool,
 }
 
+impl Epilogue<'_> {
+    /// The bias and ReLU as passes over `out` [R, n], for a product that did not run them as it
+    /// stored (the addend must be in `out` already: [`Addend::load`]).
+    pub(crate) fn finish(&self, out: &mut [f32], n: usize) {
+        if let Some(b) = self.bias {
+            for row in out.chunks_exact_mut(n) {
+                for (o, &bi) in row.iter_mut().zip(b) {
+                    *o += bi;
+                }
+            }
+        }
+        if self.relu {
+            out.iter_mut().for_each(|o| *o = o.max(0.0));
+        }
+    }
+}
+
 /// The matrix a product adds its result to.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) enum Addend<'a> {
@@ -162,6 +170,21 @@ pub(crate) enum Addend<'a> {
     Out,
     /// Another matrix of the output's shape [m, n], row-major: `out = src + a · W`.
     Matrix(&'a [f32]),
+}
+
+impl Addend<'_> {
+    /// Puts the addend in `out` for a product that then adds onto `out`; false when there is none
+    /// (the product must overwrite `out`).
+    pub(crate) fn load(self, out: &mut [f32]) -> bool {
+        match self {
+            Addend::None => false,
+            Addend::Out => true,
+            Addend::Matrix(src) => {
+                out.copy_from_slice(&src[..out.len()]);
+                true
+            }
+        }
+    }
 }
 
 /// Where the kernel's addend rows are: none, the output block itself, or a matrix's block (stride as

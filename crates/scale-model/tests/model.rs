@@ -234,6 +234,18 @@ fn dose_embedding_is_smooth_in_log_dose() {
     assert!(err.to_string().contains("dose"), "{err}");
 }
 
+/// Conditions for `b` sets of the `trained_like` model: three perturbations, two contexts, two batches.
+fn set_conditions(b: usize, dev: &Device) -> Conditions {
+    let pert: Vec<f32> = (0..b * 3).map(|i| ((i * 7) % 3 == 0) as u8 as f32).collect();
+    let ints = |v: Vec<i64>| Tensor::<1, Int>::from_data(TensorData::new(v, [b]), dev);
+    Conditions {
+        pert: Tensor::from_data(TensorData::new(pert, [b, 3]), dev),
+        context: ints((0..b as i64).map(|i| i % 2).collect()),
+        batch: Some(ints((0..b as i64).map(|i| (i / 2) % 2).collect())),
+        dose: None,
+    }
+}
+
 /// The fused CPU engine computes what burn's forward pass does, up to float32 rounding: several
 /// chunks of sets (40 cells per set, so 3 sets per work item and a partial last item), a 2-layer
 /// decoder, batch embedding, K = 1 and K = 3.
@@ -245,19 +257,7 @@ fn fused_engine_matches_burn_forward() {
     let (b, s) = (7usize, 40usize);
     let z = Tensor::<3>::random([b, s, G], Distribution::Uniform(0.0, 3.0), &dev);
     let host = vec_of(z.clone());
-    let pert: Vec<f32> = (0..b * 3).map(|i| ((i * 7) % 3 == 0) as u8 as f32).collect();
-    let cond = Conditions {
-        pert: Tensor::from_data(TensorData::new(pert, [b, 3]), &dev),
-        context: Tensor::<1, Int>::from_data(
-            TensorData::new((0..b as i64).map(|i| i % 2).collect::<Vec<_>>(), [b]),
-            &dev,
-        ),
-        batch: Some(Tensor::<1, Int>::from_data(
-            TensorData::new((0..b as i64).map(|i| (i / 2) % 2).collect::<Vec<_>>(), [b]),
-            &dev,
-        )),
-        dose: None,
-    };
+    let cond = set_conditions(b, &dev);
     for steps in [1usize, 3] {
         let want = vec_of(transport_sets(&model, z.clone(), &cond, steps).unwrap());
         let (mut got, mut scratch) = (host.clone(), Vec::new());
@@ -297,20 +297,9 @@ fn encoded_controls_give_the_same_prediction() {
     let fused = model.fused().unwrap();
     let (b, s) = (7usize, 40usize);
     let host = vec_of(Tensor::<3>::random([b, s, G], Distribution::Uniform(0.0, 3.0), &dev));
-    let cond = Conditions {
-        pert: Tensor::from_data(
-            TensorData::new(
-                (0..b * 3).map(|i| (i % 4 == 0) as u8 as f32).collect::<Vec<_>>(),
-                [b, 3],
-            ),
-            &dev,
-        ),
-        context: Tensor::<1, Int>::from_data(TensorData::new(vec![1i64; b], [b]), &dev),
-        batch: Some(Tensor::<1, Int>::from_data(TensorData::new(vec![0i64; b], [b]), &dev)),
-        dose: None,
-    };
+    let cond = set_conditions(b, &dev);
     let d = fused.hidden();
-    // encoded in a different grouping than the pass uses: reversed, one cell at a time for the last rows
+    // encoded in a different grouping than the pass uses: all but 5 cells in one call, then one at a time
     let mut encoded = vec![0.0f32; b * s * d];
     let split = b * s - 5;
     fused.encode(&host[..split * G], &mut encoded[..split * d]);

@@ -326,19 +326,11 @@ impl Predictor {
         let mut z0: Vec<f32> = Vec::new();
         let mut scratch: Vec<f32> = Vec::new();
         let per_pass = self.sets_per_pass.max(1);
-        // The encoder sees a cell alone (not its set, the time or the condition), so with the fused
-        // engine each control cell is encoded once, when first drawn, and every set that draws it again
-        // reuses the row: the cells predicted usually outnumber the controls several times over.
-        let fused = match (&self.fused, self.engine) {
-            (Some(fused), Engine::Fused) => Some(fused),
+        // with the fused engine, each control cell is encoded once (see `EncoderCache`)
+        let mut fused = match (&self.fused, self.engine) {
+            (Some(fused), Engine::Fused) => Some((fused, EncoderCache::new(pools, g, fused.hidden()))),
             _ => None,
         };
-        let mut encoded: Vec<EncodedPool> = pools
-            .iter()
-            .map(|pool| EncodedPool::new(pool.cells.len() / g, fused.map_or(0, |f| f.hidden())))
-            .collect();
-        let mut fresh_cells: Vec<f32> = Vec::new();
-        let mut fresh_rows: Vec<f32> = Vec::new();
         let mut encoded0: Vec<f32> = Vec::new();
         // time inside the model's forward passes alone (what STATE's inference timing counts)
         let mut forward_s = 0.0f64;
@@ -378,36 +370,9 @@ impl Predictor {
                     }),
                 };
                 let forward_start = std::time::Instant::now();
-                match fused {
-                    Some(fused) => {
-                        let d = fused.hidden();
-                        // the rows drawn for the first time, each once
-                        let mut fresh: Vec<(usize, usize)> = rows
-                            .iter()
-                            .copied()
-                            .filter(|&(pool, row)| !encoded[pool].done[row])
-                            .collect();
-                        fresh.sort_unstable();
-                        fresh.dedup();
-                        if !fresh.is_empty() {
-                            fresh_cells.resize(fresh.len() * g, 0.0);
-                            fresh_cells
-                                .par_chunks_exact_mut(g)
-                                .zip(&fresh)
-                                .for_each(|(dst, &(pool, row))| {
-                                    dst.copy_from_slice(&pools[pool].cells[row * g..(row + 1) * g]);
-                                });
-                            fresh_rows.resize(fresh.len() * d, 0.0);
-                            fused.encode(&fresh_cells, &mut fresh_rows);
-                            for (&(pool, row), e) in fresh.iter().zip(fresh_rows.chunks_exact(d)) {
-                                encoded[pool].rows[row * d..(row + 1) * d].copy_from_slice(e);
-                                encoded[pool].done[row] = true;
-                            }
-                        }
-                        encoded0.resize(rows.len() * d, 0.0);
-                        for (dst, &(pool, row)) in encoded0.chunks_exact_mut(d).zip(&rows) {
-                            dst.copy_from_slice(&encoded[pool].rows[row * d..(row + 1) * d]);
-                        }
+                match &mut fused {
+                    Some((fused, cache)) => {
+                        cache.gather(fused, pools, g, &rows, &mut encoded0);
                         transport_sets_fused_encoded(
                             &self.model,
                             fused,
@@ -455,18 +420,62 @@ impl Predictor {
     }
 }
 
-/// The fused engine's encoder output for the cells of one control pool, filled as cells are drawn.
-struct EncodedPool {
-    /// [n, D] row-major; row i is valid when `done[i]`.
-    rows: Vec<f32>,
-    done: Vec<bool>,
+/// The fused engine's encoder output per control cell, computed the first time a set draws the cell.
+/// The encoder sees a cell alone (not its set, the time or the condition), so every later set that
+/// draws it reuses the row: the cells predicted usually outnumber the controls several times over.
+struct EncoderCache {
+    /// Width D of an encoded row.
+    d: usize,
+    /// Per pool, [n, D] row-major; row i is valid when `done[pool][i]`.
+    rows: Vec<Vec<f32>>,
+    done: Vec<Vec<bool>>,
+    /// Reused buffers: the cells encoded in one call and their rows.
+    fresh_cells: Vec<f32>,
+    fresh_rows: Vec<f32>,
 }
 
-impl EncodedPool {
-    fn new(n: usize, d: usize) -> EncodedPool {
-        EncodedPool {
-            rows: vec![0.0; n * d],
-            done: vec![false; n],
+impl EncoderCache {
+    fn new(pools: &[ControlPool], g: usize, d: usize) -> EncoderCache {
+        EncoderCache {
+            d,
+            rows: pools.iter().map(|p| vec![0.0; p.cells.len() / g * d]).collect(),
+            done: pools.iter().map(|p| vec![false; p.cells.len() / g]).collect(),
+            fresh_cells: Vec::new(),
+            fresh_rows: Vec::new(),
+        }
+    }
+
+    /// The encoded rows of the drawn cells `drawn` (pool, row) into `out` [len, D], encoding those
+    /// not drawn before (each once).
+    fn gather(
+        &mut self,
+        fused: &FusedTransport,
+        pools: &[ControlPool],
+        g: usize,
+        drawn: &[(usize, usize)],
+        out: &mut Vec<f32>,
+    ) {
+        use rayon::prelude::*;
+        let d = self.d;
+        let mut fresh: Vec<(usize, usize)> = drawn.iter().copied().filter(|&(p, r)| !self.done[p][r]).collect();
+        fresh.sort_unstable();
+        fresh.dedup();
+        if !fresh.is_empty() {
+            self.fresh_cells.resize(fresh.len() * g, 0.0);
+            self.fresh_cells
+                .par_chunks_exact_mut(g)
+                .zip(&fresh)
+                .for_each(|(dst, &(p, r))| dst.copy_from_slice(&pools[p].cells[r * g..(r + 1) * g]));
+            self.fresh_rows.resize(fresh.len() * d, 0.0);
+            fused.encode(&self.fresh_cells, &mut self.fresh_rows);
+            for (&(p, r), e) in fresh.iter().zip(self.fresh_rows.chunks_exact(d)) {
+                self.rows[p][r * d..(r + 1) * d].copy_from_slice(e);
+                self.done[p][r] = true;
+            }
+        }
+        out.resize(drawn.len() * d, 0.0);
+        for (dst, &(p, r)) in out.chunks_exact_mut(d).zip(drawn) {
+            dst.copy_from_slice(&self.rows[p][r * d..(r + 1) * d]);
         }
     }
 }

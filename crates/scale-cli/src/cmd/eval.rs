@@ -209,6 +209,18 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<()> {
         ctx,
         bar: Mutex::new(None),
     };
+    // One DE table to disk, with one formatting thread so that it fills the cores' idle time instead
+    // of competing with the pool.
+    let write_table = |de: &DeTable, name: &str, ct: Option<&str>| -> scale_eval::Result<()> {
+        let t = std::time::Instant::now();
+        let written = scale_eval::with_threads(Some(1), || de.write_csv(&args.out.join(out_name(ct, name))));
+        tracing::info!(
+            "wrote {name} in {:.2}s (at {:.2}s)",
+            t.elapsed().as_secs_f64(),
+            t0.elapsed().as_secs_f64()
+        );
+        written
+    };
     // One file at a time: summaries are small, so the real matrix is dropped before pred is read.
     // `csv`: write the DE table under this name while the energy distances run
     let summarize_file = |path: &Path,
@@ -230,19 +242,8 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<()> {
         );
         let mut out = Vec::new();
         let summarize_part = |data: &scale_eval::EvalData, ct: Option<&str>| {
-            let path = csv.map(|name| args.out.join(out_name(ct, name)));
-            let sink = |de: &DeTable| {
-                let t = std::time::Instant::now();
-                let written = scale_eval::with_threads(Some(1), || de.write_csv(path.as_deref().expect("a path")));
-                tracing::info!(
-                    "wrote {} in {:.2}s (at {:.2}s)",
-                    csv.unwrap_or(""),
-                    t.elapsed().as_secs_f64(),
-                    t0.elapsed().as_secs_f64()
-                );
-                written
-            };
-            let sink: Option<scale_eval::DeSink> = path.is_some().then_some(&sink);
+            let sink = csv.map(|name| move |de: &DeTable| write_table(de, name, ct));
+            let sink = sink.as_ref().map(|s| s as scale_eval::DeSink);
             scale_eval::with_threads(args.threads, || summarize_then(data, &cfg, have_de, &bars, sink))
         };
         if args.celltype_col.is_some() {
@@ -295,18 +296,10 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<()> {
             }
             Ok(())
         };
-    // The DE tables go to disk on background threads with one formatting thread each, filling the
-    // cores' idle time instead of competing with the pool.
     let write_de = |side: &[(Option<String>, FileSummary)], name: &str| -> anyhow::Result<()> {
         for (ct, s) in side {
             if let Some(de) = &s.de {
-                let t = std::time::Instant::now();
-                scale_eval::with_threads(Some(1), || de.write_csv(&args.out.join(out_name(ct.as_deref(), name))))?;
-                tracing::info!(
-                    "wrote {name} in {:.2}s (at {:.2}s)",
-                    t.elapsed().as_secs_f64(),
-                    t0.elapsed().as_secs_f64()
-                );
+                write_table(de, name, ct.as_deref())?;
             }
         }
         Ok(())
