@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use scale_io::{read_h5ad, Column};
+use scale_io::{read_h5ad, write_h5ad, Column};
 
 fn scale(args: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_scale"));
@@ -204,4 +204,26 @@ fn a_dose_model_predicts_a_held_out_dose_labelled_by_condition() {
     ]));
     assert!(err.contains("trained with doses"), "{err}");
     assert!(!dir.path().join("p2.h5ad").exists());
+
+    // Regression (a NaN in the controls was reported as an unknown expression space): the error
+    // names the file, the cell and the gene.
+    let mut controls = read_h5ad(&dir.path().join("split/real.h5ad")).unwrap();
+    match &mut controls.x {
+        scale_io::Matrix::Csr(m) => m.data[0] = f32::NAN,
+        scale_io::Matrix::Dense(m) => m.data[0] = f32::NAN,
+    }
+    write_h5ad(&dir.path().join("nan.h5ad"), &controls).unwrap();
+    let err = fails(&mut scale(&[
+        "predict",
+        "--run",
+        &d("run"),
+        "--controls",
+        &d("nan.h5ad"),
+        "--perts",
+        &d("perts.tsv"),
+        "--out",
+        &d("p3.h5ad"),
+    ]));
+    assert!(err.contains("nan.h5ad") && err.contains("not finite"), "{err}");
+    assert!(!dir.path().join("p3.h5ad").exists());
 }

@@ -179,6 +179,8 @@ fn predict_from_controls(
     let adata = read_h5ad(controls).with_context(|| format!("reading {}", controls.display()))?;
     let src = controls.display().to_string();
     contract.check_genes(&file_genes(&adata, &contract), &src)?;
+    // a NaN would otherwise surface as an unknown expression space: name the cell and gene instead
+    scale_io::check_finite(&adata.x, controls, "X", 0)?;
     contract.check_space(detect_space(&adata.x).as_str(), &src)?;
     let requests = read_requests(perts, &contract, predictor.uses_dose())?;
 
