@@ -16,7 +16,9 @@ fn main() {
     let pert_col = args.next().unwrap_or_else(|| "target_gene".into());
     let control = args.next().unwrap_or_else(|| "non-targeting".into());
     rayon::ThreadPoolBuilder::new().num_threads(threads).build_global().ok();
+    let t = Instant::now();
     let side = scale_eval::load::read_side(file.as_ref(), "bench", &pert_col, None).expect("read");
+    println!("read: {:.3} s", t.elapsed().as_secs_f64());
     let labels: Vec<&str> = side.labels.iter().map(String::as_str).collect();
     let groups = scale_eval::Groups::new(&labels, &control).expect("groups");
     for i in 0..repeat {

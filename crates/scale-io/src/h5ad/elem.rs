@@ -183,7 +183,7 @@ pub(crate) fn numeric_kind(src: Src, ds: &Dataset, path: &str) -> Result<TypeDes
 }
 
 /// Numeric element types the reader converts to (with Rust `as` semantics from any stored type).
-pub(crate) trait Num: hdf5::H5Type + Copy {
+pub(crate) trait Num: hdf5::H5Type + Copy + 'static {
     fn from_bool(b: bool) -> Self;
     fn from_f64_lossy_native<S: Native>(v: S) -> Self;
 }
@@ -246,13 +246,25 @@ pub(crate) fn read_numeric<T: Num>(
     // Read in the stored type and convert in Rust: HDF5's own type conversion is several times slower.
     macro_rules! native {
         ($t:ty) => {{
-            let v: Vec<$t> = match &range {
-                None => ds.read_raw::<$t>(),
-                Some(r) if r.start == 0 && r.end == n => ds.read_raw::<$t>(),
-                Some(r) => ds.read_slice_1d::<$t, _>(r.clone()).map(|a| a.to_vec()),
+            let all = range.clone().unwrap_or(0..n);
+            let v: Vec<$t> = match super::plain::read_plain::<$t>(src, ds, path, all)? {
+                Some(v) => v,
+                None => match &range {
+                    None => ds.read_raw::<$t>(),
+                    Some(r) if r.start == 0 && r.end == n => ds.read_raw::<$t>(),
+                    Some(r) => ds.read_slice_1d::<$t, _>(r.clone()).map(|a| a.to_vec()),
+                }
+                .map_err(|e| src.hdf5(path, e))?,
+            };
+            // stored as asked: the vector as it is (a conversion pass over 200 MB costs ~40 ms)
+            let v: Box<dyn std::any::Any> = Box::new(v);
+            match v.downcast::<Vec<T>>() {
+                Ok(same) => Ok(*same),
+                Err(v) => Ok(v
+                    .downcast::<Vec<$t>>()
+                    .map(|v| v.into_iter().map(T::from_f64_lossy_native).collect())
+                    .unwrap_or_default()),
             }
-            .map_err(|e| src.hdf5(path, e))?;
-            Ok(v.into_iter().map(T::from_f64_lossy_native).collect())
         }};
     }
     use hdf5::types::{FloatSize, IntSize};

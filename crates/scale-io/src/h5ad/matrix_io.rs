@@ -4,6 +4,7 @@ use std::ops::Range;
 
 use hdf5::types::{IntSize, TypeDescriptor};
 use hdf5::{Dataset, Group, LocationType};
+use rayon::prelude::*;
 
 use super::elem::{dtype_name, numeric_kind, read_numeric, Src};
 use super::{MatrixEncoding, MatrixInfo};
@@ -137,7 +138,15 @@ fn read_indices(
     };
     if matches!(numeric_kind(src, ds, path)?, TypeDescriptor::Integer(IntSize::U4)) {
         let raw: Vec<i32> = read_numeric(src, ds, path, Some(range.clone()))?;
-        if let Some(k) = raw.iter().position(|&c| c < 0 || c as usize >= n_minor) {
+        // in parallel blocks, each a plain loop the compiler vectorises; the first bad block names
+        // the first bad index
+        const BLOCK: usize = 1 << 16;
+        let bad = |c: i32| c < 0 || c as usize >= n_minor;
+        if let Some(b) = raw
+            .par_chunks(BLOCK)
+            .position_first(|block| block.iter().fold(false, |any, &c| any | bad(c)))
+        {
+            let k = b * BLOCK + raw[b * BLOCK..].iter().position(|&c| bad(c)).unwrap_or(0);
             check(raw[k] as i64, range.start + k)?;
         }
         // same size and alignment: collected in place

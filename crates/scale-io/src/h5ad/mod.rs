@@ -4,6 +4,7 @@
 mod elem;
 mod frame_io;
 mod matrix_io;
+mod plain;
 mod stream;
 mod write_io;
 
