@@ -57,6 +57,18 @@ impl Side {
 /// Reads `path`: X (normalised + log1p when it holds integer counts, as cell-eval does), the labels
 /// of `pert_col` and optionally of `celltype_col`.
 pub fn read_side(path: &Path, which: &str, pert_col: &str, celltype_col: Option<&str>) -> Result<Side> {
+    read_side_reusing(path, which, pert_col, celltype_col, None)
+}
+
+/// [`read_side`], X written into the buffers of `spare` (the matrix of a side already evaluated) where
+/// they are large enough, instead of fresh memory.
+pub fn read_side_reusing(
+    path: &Path,
+    which: &str,
+    pert_col: &str,
+    celltype_col: Option<&str>,
+    spare: Option<Matrix>,
+) -> Result<Side> {
     let r = H5adReader::open(path)?;
     let obs = r.read_obs()?;
     let var = r.read_var()?;
@@ -73,7 +85,10 @@ pub fn read_side(path: &Path, which: &str, pert_col: &str, celltype_col: Option<
     let celltypes = celltype_col.map(col).transpose()?;
     // CSR rows come back with sorted column indices (the reader sorts them; DE and the energy
     // distance rely on it)
-    let mut x = r.read_x()?;
+    let mut x = match spare {
+        Some(spare) => r.read_x_reusing(spare)?,
+        None => r.read_x()?,
+    };
     let space = ensure_log1p(&mut x, &format!("{which} ({})", path.display()))?;
     if let SpaceAction::Normalised { target_sum } = space {
         tracing::warn!(

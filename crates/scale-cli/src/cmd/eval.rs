@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use anyhow::{bail, Context};
-use scale_eval::load::{read_side, Side};
+use scale_eval::load::{read_side_reusing, Side};
 use scale_eval::{check_genes, evaluate_summaries, summarize_then, DeTable, EvalConfig, FileSummary, Profile};
 use scale_io::H5adReader;
 
@@ -221,16 +221,19 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<()> {
         );
         written
     };
-    // One file at a time: summaries are small, so the real matrix is dropped before pred is read.
+    // One file at a time: summaries are small, so the real matrix is done with before pred is read,
+    // and pred is read into its buffers (`spare`; the matrix comes back for that).
     // `csv`: write the DE table under this name while the energy distances run
+    type Summaries = Vec<(Option<String>, FileSummary)>;
     let summarize_file = |path: &Path,
                           which: &str,
                           cols: Option<&Vec<usize>>,
                           have_de: bool,
-                          csv: Option<&str>|
-     -> anyhow::Result<Vec<(Option<String>, FileSummary)>> {
+                          csv: Option<&str>,
+                          spare: Option<scale_io::Matrix>|
+     -> anyhow::Result<(Summaries, scale_io::Matrix)> {
         let t = std::time::Instant::now();
-        let mut side = read_side(path, which, &args.pert_col, args.celltype_col.as_deref())?;
+        let mut side = read_side_reusing(path, which, &args.pert_col, args.celltype_col.as_deref(), spare)?;
         if let Some(c) = cols {
             side.select_genes(c);
         }
@@ -256,7 +259,7 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<()> {
             out.push((None, summarize_part(&side.view(), None)?));
         }
         tracing::info!("{which}: summarised in {:.1}s", t.elapsed().as_secs_f64());
-        Ok(out)
+        Ok((out, side.x))
     };
     let evaluate_all =
         |real: &[(Option<String>, FileSummary)], pred: &[(Option<String>, FileSummary)]| -> anyhow::Result<()> {
@@ -304,23 +307,25 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<()> {
         }
         Ok(())
     };
-    let real = summarize_file(
+    let (real, spare) = summarize_file(
         &args.real,
         "real",
         shared.as_ref().map(|s| &s.0),
         de_real.is_some(),
+        None,
         None,
     )?;
     std::thread::scope(|scope| -> anyhow::Result<()> {
         // real's table is written while pred is read (the read leaves a core idle much of the time);
         // pred's while pred's energy distances run, so that only the metrics remain after them
         let real_csv = scope.spawn(|| write_de(&real, "real_de.csv"));
-        let pred = summarize_file(
+        let (pred, _) = summarize_file(
             &args.pred,
             "pred",
             shared.as_ref().map(|s| &s.1),
             de_pred.is_some(),
             Some("pred_de.csv"),
+            Some(spare),
         )?;
         evaluate_all(&real, &pred)?;
         real_csv

@@ -7,6 +7,7 @@ use hdf5::{Dataset, Group, LocationType};
 use rayon::prelude::*;
 
 use super::elem::{dtype_name, numeric_kind, read_numeric, Src};
+use super::plain::{cast_vec, read_plain_reusing};
 use super::{MatrixEncoding, MatrixInfo};
 use crate::{CsrMatrix, DenseMatrix, H5adError, Matrix};
 
@@ -67,6 +68,18 @@ pub(crate) fn matrix_info(src: Src, root: &Group, path: &str) -> Result<MatrixIn
 
 /// Reads the matrix at `path`, optionally only rows `rows` (CSC input is read whole, then sliced).
 pub(crate) fn read_matrix(src: Src, root: &Group, path: &str, rows: Option<Range<usize>>) -> Result<Matrix, H5adError> {
+    read_matrix_reusing(src, root, path, rows, None)
+}
+
+/// [`read_matrix`], a CSR result written into `spare`'s buffers where they are large enough (see
+/// [`super::plain::read_plain_reusing`]).
+pub(crate) fn read_matrix_reusing(
+    src: Src,
+    root: &Group,
+    path: &str,
+    rows: Option<Range<usize>>,
+    spare: Option<Matrix>,
+) -> Result<Matrix, H5adError> {
     let info = matrix_info(src, root, path)?;
     let rows = match rows {
         Some(r) if r.start > r.end || r.end > info.n_rows => {
@@ -99,12 +112,16 @@ pub(crate) fn read_matrix(src: Src, root: &Group, path: &str, rows: Option<Range
         }
         MatrixEncoding::Csr => {
             let g = root.group(path).map_err(|e| src.hdf5(path, e))?;
-            read_compressed(src, &g, path, info.n_rows, info.n_cols, rows).map(Matrix::Csr)
+            let spare = match spare {
+                Some(Matrix::Csr(m)) => Some(m),
+                _ => None,
+            };
+            read_compressed(src, &g, path, info.n_rows, info.n_cols, rows, spare).map(Matrix::Csr)
         }
         MatrixEncoding::Csc => {
             let g = root.group(path).map_err(|e| src.hdf5(path, e))?;
             // CSC of (rows × cols) = CSR of its transpose (cols × rows).
-            let t = read_compressed(src, &g, path, info.n_cols, info.n_rows, 0..info.n_cols)?;
+            let t = read_compressed(src, &g, path, info.n_cols, info.n_rows, 0..info.n_cols, None)?;
             let mut m = t.transpose();
             if rows != (0..info.n_rows) {
                 let sel: Vec<usize> = rows.collect();
@@ -128,6 +145,7 @@ fn read_indices(
     path: &str,
     range: Range<usize>,
     n_minor: usize,
+    reuse: Vec<u32>,
 ) -> Result<Vec<u32>, H5adError> {
     let check = |c: i64, k: usize| {
         if c < 0 || c as usize >= n_minor {
@@ -137,7 +155,10 @@ fn read_indices(
         }
     };
     if matches!(numeric_kind(src, ds, path)?, TypeDescriptor::Integer(IntSize::U4)) {
-        let raw: Vec<i32> = read_numeric(src, ds, path, Some(range.clone()))?;
+        let raw: Vec<i32> = match read_plain_reusing(src, ds, path, range.clone(), cast_vec(reuse))? {
+            Some(raw) => raw,
+            None => read_numeric(src, ds, path, Some(range.clone()))?,
+        };
         // in parallel blocks, each a plain loop the compiler vectorises; the first bad block names
         // the first bad index
         const BLOCK: usize = 1 << 16;
@@ -149,8 +170,8 @@ fn read_indices(
             let k = b * BLOCK + raw[b * BLOCK..].iter().position(|&c| bad(c)).unwrap_or(0);
             check(raw[k] as i64, range.start + k)?;
         }
-        // same size and alignment: collected in place
-        return Ok(raw.into_iter().map(|c| c as u32).collect());
+        // checked non-negative: the same values as u32
+        return Ok(cast_vec(raw));
     }
     let mut out = Vec::with_capacity(range.len());
     let mut at = range.start;
@@ -173,6 +194,7 @@ fn read_compressed(
     n_major: usize,
     n_minor: usize,
     rows: Range<usize>,
+    spare: Option<CsrMatrix>,
 ) -> Result<CsrMatrix, H5adError> {
     let p_indptr = format!("{path}/indptr");
     let p_indices = format!("{path}/indices");
@@ -207,8 +229,17 @@ fn read_compressed(
             ),
         ));
     }
-    let indices = read_indices(src, &indices_ds, &p_indices, lo..hi, n_minor)?;
-    let data: Vec<f32> = read_numeric(src, &data_ds, &p_data, Some(lo..hi))?;
+    let (spare_indices, spare_data) = spare.map(|m| (m.indices, m.data)).unwrap_or_default();
+    let indices = read_indices(src, &indices_ds, &p_indices, lo..hi, n_minor, spare_indices)?;
+    let data: Vec<f32> = match numeric_kind(src, &data_ds, &p_data)? {
+        TypeDescriptor::Float(hdf5::types::FloatSize::U4) => {
+            match read_plain_reusing(src, &data_ds, &p_data, lo..hi, spare_data)? {
+                Some(data) => data,
+                None => read_numeric(src, &data_ds, &p_data, Some(lo..hi))?,
+            }
+        }
+        _ => read_numeric(src, &data_ds, &p_data, Some(lo..hi))?,
+    };
     let indptr: Vec<u64> = indptr.iter().map(|&p| p - lo as u64).collect();
     let mut m = CsrMatrix {
         n_rows: rows.len(),

@@ -117,6 +117,12 @@ impl H5adReader {
         matrix_io::read_matrix(self.src(), &self.file, "X", None)
     }
 
+    /// [`read_x`](Self::read_x), written into the buffers of `spare` (a matrix no longer needed) where
+    /// they are large enough: reading a second file of the same size then touches no fresh memory.
+    pub fn read_x_reusing(&self, spare: Matrix) -> Result<Matrix, H5adError> {
+        matrix_io::read_matrix_reusing(self.src(), &self.file, "X", None, Some(spare))
+    }
+
     /// Rows `rows` of `X` without reading the rest (CSC falls back to a full read).
     pub fn read_x_rows(&self, rows: Range<usize>) -> Result<Matrix, H5adError> {
         matrix_io::read_matrix(self.src(), &self.file, "X", Some(rows))
