@@ -17,9 +17,12 @@
 //! about `FLUSH * GC * density` products (relative error ~1e-7); squared norms and the distance
 //! sums are float64. cell-eval itself stores every distance as float32 (sklearn upcasts float32
 //! input in chunks, then writes the distances into a float32 matrix) and averages them in float32.
-//! The within-group term stays fully float64 (`W64` lanes): identical cells there (a mean
-//! prediction repeats one cell) must give distance 0, and float32 cancellation in
-//! `|x|^2 + |x|^2 - 2 x.x` would leave ~1e-3 of the norm instead.
+//! The within-group term runs the same float32 pass. Where a pair is close relative to its norms
+//! (`d^2 < NEAR * (|x|^2 + |y|^2)`, as identical cells are: a mean prediction repeats one cell, a
+//! control-copy prediction repeats control cells), the float32 cancellation in `|x|^2 + |y|^2 - 2 x.y`
+//! would leave ~1e-3 of the norm instead of ~0, so such pairs are computed again directly, as
+//! `sqrt(sum (x - y)^2)` in float64 over the two sparse rows (0 for identical cells). Elsewhere the
+//! float32 error is that of the cross term.
 
 use rayon::prelude::*;
 use scale_io::{CsrMatrix, Matrix};
@@ -32,9 +35,7 @@ use crate::Progress;
 /// before it on the same register, so 8 independent registers are what keeps both FMA units busy; 4
 /// registers (64 cells in AVX-512) left the kernel waiting on that latency.
 const W32: usize = 128;
-/// Cells per float64 slab block in the within-group pass (8 AVX-512 registers of 8 float64).
-const W64: usize = 64;
-/// Genes per chunk: one chunk of a slab block is `GC * 512` bytes = 32 KiB in both precisions, in L1
+/// Genes per chunk: one chunk of a slab block is `GC * 512` bytes = 32 KiB, in L1
 /// (48 KiB) beside the tile's streams.
 const GC: usize = 64;
 /// Chunks accumulated in float32 before the partial sums move to float64 (every 256 genes).
@@ -82,7 +83,7 @@ impl Tile {
     }
 }
 
-/// Slab element type: float32 for the cross pass, float64 for the within-group pass.
+/// Slab element type (float32; a float64 within-group pass used it until session 9).
 trait Lane: Copy + Default + Send + Sync + 'static {
     /// Cells per slab block.
     const W: usize;
@@ -131,31 +132,8 @@ impl Lane for f32 {
     }
 }
 
-impl Lane for f64 {
-    const W: usize = W64;
-    fn from_f32(v: f32) -> Self {
-        v as f64
-    }
-    fn to_f64(self) -> f64 {
-        self
-    }
-    fn kernel(chunk: &[f64], off: &[u16], val: &[f32], acc: &mut [f64], simd: Simd) {
-        assert_eq!(acc.len(), W64);
-        match simd {
-            // SAFETY: `Simd::detect` only gives these where the CPU has the features; `acc` has W64 lanes.
-            #[cfg(target_arch = "x86_64")]
-            Simd::Avx512 => unsafe { kernel_f64_avx512(chunk, off, val, acc) },
-            #[cfg(target_arch = "x86_64")]
-            Simd::Avx2 => unsafe { kernel_f64_avx2(chunk, off, val, acc) },
-            _ => kernel_generic(chunk, off, val, acc),
-        }
-    }
-}
-
 /// AVX2 lanes per pass of the float32 kernel (8 registers of 8).
 const PASS32: usize = 64;
-/// AVX2 lanes per pass of the float64 kernel (8 registers of 4).
-const PASS64: usize = 32;
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
@@ -187,35 +165,6 @@ unsafe fn kernel_f32_avx2(chunk: &[f32], off: &[u16], val: &[f32], acc: &mut [f3
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn kernel_f64_avx2(chunk: &[f64], off: &[u16], val: &[f32], acc: &mut [f64]) {
-    use std::arch::x86_64::*;
-    let n_rows = chunk.len() / W64;
-    for lane0 in (0..W64).step_by(PASS64) {
-        let p = chunk.as_ptr().add(lane0);
-        let q = acc.as_mut_ptr().add(lane0);
-        let mut a = [_mm256_setzero_pd(); PASS64 / 4];
-        for (k, ak) in a.iter_mut().enumerate() {
-            *ak = _mm256_loadu_pd(q.add(4 * k));
-        }
-        for (&o, &v) in off.iter().zip(val) {
-            let o = o as usize;
-            assert!(o < n_rows, "gene offset outside its chunk");
-            let r = p.add(o * W64);
-            let vv = _mm256_set1_pd(v as f64);
-            for (k, ak) in a.iter_mut().enumerate() {
-                *ak = _mm256_fmadd_pd(vv, _mm256_loadu_pd(r.add(4 * k)), *ak);
-            }
-        }
-        for (k, ak) in a.iter().enumerate() {
-            _mm256_storeu_pd(q.add(4 * k), *ak);
-        }
-    }
-}
-
-/// [`kernel_f32_avx2`] with 16-lane registers, all W32 lanes in one pass. Each lane still adds its
-/// products in the same order with one FMA each, so the sums are the same bits as the AVX2 kernel's.
-#[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn kernel_f32_avx512(chunk: &[f32], off: &[u16], val: &[f32], acc: &mut [f32]) {
     use std::arch::x86_64::*;
@@ -237,32 +186,6 @@ unsafe fn kernel_f32_avx512(chunk: &[f32], off: &[u16], val: &[f32], acc: &mut [
     }
     for (k, ak) in a.iter().enumerate() {
         _mm512_storeu_ps(q.add(16 * k), *ak);
-    }
-}
-
-/// [`kernel_f64_avx2`] with 8-lane registers (same sums, bit for bit).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn kernel_f64_avx512(chunk: &[f64], off: &[u16], val: &[f32], acc: &mut [f64]) {
-    use std::arch::x86_64::*;
-    let n_rows = chunk.len() / W64;
-    let p = chunk.as_ptr();
-    let q = acc.as_mut_ptr();
-    let mut a = [_mm512_setzero_pd(); W64 / 8];
-    for (k, ak) in a.iter_mut().enumerate() {
-        *ak = _mm512_loadu_pd(q.add(8 * k));
-    }
-    for (&o, &v) in off.iter().zip(val) {
-        let o = o as usize;
-        assert!(o < n_rows, "gene offset outside its chunk");
-        let r = p.add(o * W64);
-        let vv = _mm512_set1_pd(v as f64);
-        for (k, ak) in a.iter_mut().enumerate() {
-            *ak = _mm512_fmadd_pd(vv, _mm512_loadu_pd(r.add(8 * k)), *ak);
-        }
-    }
-    for (k, ak) in a.iter().enumerate() {
-        _mm512_storeu_pd(q.add(8 * k), *ak);
     }
 }
 
@@ -320,6 +243,43 @@ impl Simd {
     }
 }
 
+/// Pairs closer than this share of `|x|^2 + |y|^2` (squared) get their distance from
+/// [`direct_distance`]: the float32 dot product there loses too many digits. Unrelated cells sit far
+/// above it (18,000-gene benchmark, 2,000 random pairs per file: d^2 is 22-48% of the norms),
+/// copies at 0.
+const NEAR: f64 = 0.02;
+
+/// `sqrt(sum_g (x_g - y_g)^2)` over rows `a` and `b` (sorted indices), in float64: exactly 0 for
+/// identical rows.
+fn direct_distance(m: &CsrMatrix, a: usize, b: usize) -> f64 {
+    let ((ia, va), (ib, vb)) = (m.row(a), m.row(b));
+    let (mut i, mut j, mut s) = (0, 0, 0f64);
+    while i < ia.len() || j < ib.len() {
+        let d = match (ia.get(i), ib.get(j)) {
+            (Some(&ca), Some(&cb)) if ca == cb => {
+                let d = va[i] as f64 - vb[j] as f64;
+                i += 1;
+                j += 1;
+                d
+            }
+            (Some(&ca), Some(&cb)) if ca < cb => {
+                i += 1;
+                va[i - 1] as f64
+            }
+            (Some(_), None) => {
+                i += 1;
+                va[i - 1] as f64
+            }
+            _ => {
+                j += 1;
+                vb[j - 1] as f64
+            }
+        };
+        s += d * d;
+    }
+    s.sqrt()
+}
+
 /// Sum over tile rows `r` in `row_range` and the cells `c != r` of slab blocks `block_range` of the
 /// Euclidean distance. `slabs`: `[block][gene][T::W]` of the cells `cols` (zero-padded); `norms`:
 /// squared row norms. (Reading each row's CSR slice in place instead of a tile was 2x slower: 128
@@ -333,9 +293,10 @@ fn tile_cross_sum<T: Lane>(
     block_range: std::ops::Range<usize>,
     cols: &[usize],
     norms: &[f64],
-    n_genes: usize,
+    m: &CsrMatrix,
     simd: Simd,
 ) -> f64 {
+    let n_genes = m.n_cols;
     let w = T::W;
     let n = tile.n;
     let (r0, r1) = (row_range.start, row_range.end.min(n));
@@ -381,7 +342,12 @@ fn tile_cross_sum<T: Lane>(
             for (k, &c) in bc.iter().enumerate() {
                 // sklearn sets the self-distance to exactly 0
                 if r != c {
-                    sum += (norms[r] + norms[c] - 2.0 * a[k]).max(0.0).sqrt();
+                    let d2 = norms[r] + norms[c] - 2.0 * a[k];
+                    sum += if d2 >= NEAR * (norms[r] + norms[c]) {
+                        d2.sqrt()
+                    } else {
+                        direct_distance(m, r, c)
+                    };
                 }
             }
         }
@@ -434,22 +400,22 @@ fn fill_from_tile<T: Lane>(tile: &Tile, first: usize, count: usize, slab: &mut [
 }
 
 /// Sum of the distances over ordered pairs of distinct cells of one group, given as its tiles
-/// (both orders counted): the same kernel with the group's own cells as the dense side, float64
-/// slab blocks filled one at a time from the tiles.
-fn within_sum(tiles: &[(Tile, &[usize])], norms: &[f64], n_genes: usize, simd: Simd) -> f64 {
+/// (both orders counted): the same kernel with the group's own cells as the dense side, slab
+/// blocks filled one at a time from the tiles.
+fn within_sum(tiles: &[(Tile, &[usize])], norms: &[f64], m: &CsrMatrix, simd: Simd) -> f64 {
     let cells: Vec<usize> = tiles.iter().flat_map(|(_, rows)| rows.iter().copied()).collect();
-    let n_blocks = cells.len().div_ceil(W64);
-    let blocks_per_tile = TILE / W64;
-    let set_block = |slab: &mut [f64], b: usize, value: bool| {
+    let n_blocks = cells.len().div_ceil(W32);
+    let blocks_per_tile = TILE / W32;
+    let set_block = |slab: &mut [f32], b: usize, value: bool| {
         let (src, k) = (&tiles[b / blocks_per_tile].0, b % blocks_per_tile);
-        fill_from_tile(src, k * W64, (src.n - k * W64).min(W64), slab, value);
+        fill_from_tile(src, k * W32, (src.n - k * W32).min(W32), slab, value);
     };
-    let mut slab = vec![0f64; n_genes * W64];
+    let mut slab = vec![0f32; m.n_cols * W32];
     // the slab holds one block at a time
     let mut filled: Option<usize> = None;
     let mut sum = 0.0;
     for (t, (tile, rows)) in tiles.iter().enumerate() {
-        sum += symmetric_tile_sum(t, tile.n, W64, n_blocks, |row_range, blocks| {
+        sum += symmetric_tile_sum(t, tile.n, W32, n_blocks, |row_range, blocks| {
             let mut s = 0.0;
             for b in blocks {
                 if filled != Some(b) {
@@ -460,18 +426,8 @@ fn within_sum(tiles: &[(Tile, &[usize])], norms: &[f64], n_genes: usize, simd: S
                     set_block(&mut slab, b, true);
                     filled = Some(b);
                 }
-                let block_cells = &cells[b * W64..((b + 1) * W64).min(cells.len())];
-                s += tile_cross_sum(
-                    tile,
-                    rows,
-                    row_range.clone(),
-                    &slab,
-                    0..1,
-                    block_cells,
-                    norms,
-                    n_genes,
-                    simd,
-                );
+                let block_cells = &cells[b * W32..((b + 1) * W32).min(cells.len())];
+                s += tile_cross_sum(tile, rows, row_range.clone(), &slab, 0..1, block_cells, norms, m, simd);
             }
             s
         });
@@ -480,9 +436,9 @@ fn within_sum(tiles: &[(Tile, &[usize])], norms: &[f64], n_genes: usize, simd: S
 }
 
 // Slab blocks are filled from tiles, so a block must not straddle two tiles.
-const _: () = assert!(TILE.is_multiple_of(W32) && TILE.is_multiple_of(W64));
+const _: () = assert!(TILE.is_multiple_of(W32));
 // The AVX2 kernels run whole passes.
-const _: () = assert!(W32.is_multiple_of(PASS32) && W64.is_multiple_of(PASS64));
+const _: () = assert!(W32.is_multiple_of(PASS32));
 
 /// Per group (indexed like `groups.names`; the control's entry is NaN): energy distance to control.
 pub fn energy_distances(x: &Matrix, groups: &Groups, progress: &dyn Progress) -> Vec<f64> {
@@ -534,7 +490,7 @@ fn energy_distances_with(x: &Matrix, groups: &Groups, progress: &dyn Progress, s
                     // control against control: symmetric, each pair once
                     let (tile, rows) = &ctrl_tiles[t];
                     let sum = symmetric_tile_sum(t, tile.n, W32, n_blocks, |row_range, blocks| {
-                        tile_cross_sum(tile, rows, row_range, &slabs, blocks, ctrl, &norms, n_genes, simd)
+                        tile_cross_sum(tile, rows, row_range, &slabs, blocks, ctrl, &norms, m, simd)
                     });
                     (g, sum, 0.0)
                 }
@@ -544,10 +500,10 @@ fn energy_distances_with(x: &Matrix, groups: &Groups, progress: &dyn Progress, s
                     let cross: f64 = tiles
                         .iter()
                         .map(|(tile, rows)| {
-                            tile_cross_sum(tile, rows, 0..tile.n, &slabs, 0..n_blocks, ctrl, &norms, n_genes, simd)
+                            tile_cross_sum(tile, rows, 0..tile.n, &slabs, 0..n_blocks, ctrl, &norms, m, simd)
                         })
                         .sum();
-                    (g, cross, within_sum(&tiles, &norms, n_genes, simd))
+                    (g, cross, within_sum(&tiles, &norms, m, simd))
                 }
             };
             progress.inc(1);
@@ -643,8 +599,84 @@ mod tests {
             .map(|r| m.row(r).1.iter().map(|&v| v as f64 * v as f64).sum())
             .collect();
         let tiles: Vec<(Tile, &[usize])> = rows.chunks(TILE).map(|r| (Tile::new(&m, r), r)).collect();
-        let w = within_sum(&tiles, &norms, n_genes, Simd::detect());
+        let w = within_sum(&tiles, &norms, &m, Simd::detect());
         assert!(w / (70.0 * 70.0) < 1e-5, "mean within distance {}", w / 4900.0);
+    }
+
+    /// A prediction that copies control cells: those cross pairs are distance 0, which the float32
+    /// dot product alone misses by ~1e-2 here; with them computed directly, E matches the definition.
+    #[test]
+    fn copies_of_control_cells_match_direct_definition() {
+        let n_genes = 300;
+        let cell = |i: usize| -> Vec<f32> {
+            (0..n_genes)
+                .map(|g| {
+                    let h = (i * 7919 + g * 104_729) % 23;
+                    if h < 8 {
+                        0.0
+                    } else {
+                        1.5 + (h % 5) as f32 * 0.37
+                    }
+                })
+                .collect()
+        };
+        let ctrl: Vec<Vec<f32>> = (0..20).map(cell).collect();
+        // "copy": controls 0..10 again; "mean": one other cell five times
+        let mut rows = ctrl.clone();
+        rows.extend(ctrl[..10].iter().cloned());
+        rows.extend(std::iter::repeat_n(cell(99), 5));
+        let labels: Vec<&str> = (0..rows.len())
+            .map(|i| match i {
+                0..20 => "ctrl",
+                20..30 => "copy",
+                _ => "mean",
+            })
+            .collect();
+        let d = DenseMatrix {
+            n_rows: rows.len(),
+            n_cols: n_genes,
+            data: rows.concat(),
+        };
+        let g = Groups::new(&labels, "ctrl").unwrap();
+        let e = energy_distances(&Matrix::Dense(d), &g, &crate::NoProgress);
+        let idx = |name: &str| -> Vec<usize> { (0..rows.len()).filter(|&i| labels[i] == name).collect() };
+        let mean = |a: &[usize], b: &[usize]| {
+            let mut s = 0.0;
+            for &i in a {
+                for &j in b {
+                    s += dist(&rows[i], &rows[j]);
+                }
+            }
+            s / (a.len() * b.len()) as f64
+        };
+        let c = idx("ctrl");
+        for name in ["copy", "mean"] {
+            let p = idx(name);
+            let expected = 2.0 * mean(&p, &c) - mean(&p, &p) - mean(&c, &c);
+            let pi = g.names.iter().position(|x| x == name).unwrap();
+            // far pairs carry the float32 cross term's ~1e-7 of the distance scale
+            let scale = mean(&c, &c);
+            assert!(
+                (e[pi] - expected).abs() < 1e-6 * scale,
+                "{name}: {} vs {expected}",
+                e[pi]
+            );
+        }
+    }
+
+    #[test]
+    fn direct_distance_merges_sparse_rows() {
+        let d = DenseMatrix {
+            n_rows: 3,
+            n_cols: 5,
+            data: vec![
+                1.0, 0.0, 2.0, 0.0, 0.0, 0.0, 3.0, 2.0, 0.0, 4.0, 1.0, 0.0, 2.0, 0.0, 0.0,
+            ],
+        };
+        let m = d.to_csr();
+        assert_eq!(direct_distance(&m, 0, 1), (1.0f64 + 9.0 + 16.0).sqrt());
+        assert_eq!(direct_distance(&m, 1, 0), direct_distance(&m, 0, 1));
+        assert_eq!(direct_distance(&m, 0, 2), 0.0);
     }
 
     /// Larger than one slab block (W32), one gene chunk (GC) and one tile (TILE), with a ragged last
