@@ -402,7 +402,9 @@ fn fill_from_tile<T: Lane>(tile: &Tile, first: usize, count: usize, slab: &mut [
 /// Sum of the distances over ordered pairs of distinct cells of one group, given as its tiles
 /// (both orders counted): the same kernel with the group's own cells as the dense side, slab
 /// blocks filled one at a time from the tiles.
-fn within_sum(tiles: &[(Tile, &[usize])], norms: &[f64], m: &CsrMatrix, simd: Simd) -> f64 {
+/// `slab` is zero on entry and on return (a thread reuses it from group to group: a fresh 9 MB
+/// block per group cost a page-zeroing pass each time).
+fn within_sum(tiles: &[(Tile, &[usize])], norms: &[f64], m: &CsrMatrix, simd: Simd, slab: &mut Vec<f32>) -> f64 {
     let cells: Vec<usize> = tiles.iter().flat_map(|(_, rows)| rows.iter().copied()).collect();
     let n_blocks = cells.len().div_ceil(W32);
     let blocks_per_tile = TILE / W32;
@@ -410,7 +412,9 @@ fn within_sum(tiles: &[(Tile, &[usize])], norms: &[f64], m: &CsrMatrix, simd: Si
         let (src, k) = (&tiles[b / blocks_per_tile].0, b % blocks_per_tile);
         fill_from_tile(src, k * W32, (src.n - k * W32).min(W32), slab, value);
     };
-    let mut slab = vec![0f32; m.n_cols * W32];
+    if slab.len() != m.n_cols * W32 {
+        *slab = vec![0f32; m.n_cols * W32];
+    }
     // the slab holds one block at a time
     let mut filled: Option<usize> = None;
     let mut sum = 0.0;
@@ -421,16 +425,19 @@ fn within_sum(tiles: &[(Tile, &[usize])], norms: &[f64], m: &CsrMatrix, simd: Si
                 if filled != Some(b) {
                     // clear only what the previous block wrote, then write this one
                     if let Some(old) = filled {
-                        set_block(&mut slab, old, false);
+                        set_block(slab, old, false);
                     }
-                    set_block(&mut slab, b, true);
+                    set_block(slab, b, true);
                     filled = Some(b);
                 }
                 let block_cells = &cells[b * W32..((b + 1) * W32).min(cells.len())];
-                s += tile_cross_sum(tile, rows, row_range.clone(), &slab, 0..1, block_cells, norms, m, simd);
+                s += tile_cross_sum(tile, rows, row_range.clone(), slab, 0..1, block_cells, norms, m, simd);
             }
             s
         });
+    }
+    if let Some(old) = filled {
+        set_block(slab, old, false);
     }
     sum
 }
@@ -484,7 +491,7 @@ fn energy_distances_with(x: &Matrix, groups: &Groups, progress: &dyn Progress, s
     progress.start("e-distance", items.len() as u64);
     let sums: Vec<(usize, f64, f64)> = items
         .par_iter()
-        .map(|&(g, ctrl_tile)| {
+        .map_init(Vec::new, |slab, &(g, ctrl_tile)| {
             let out = match ctrl_tile {
                 Some(t) => {
                     // control against control: symmetric, each pair once
@@ -503,7 +510,7 @@ fn energy_distances_with(x: &Matrix, groups: &Groups, progress: &dyn Progress, s
                             tile_cross_sum(tile, rows, 0..tile.n, &slabs, 0..n_blocks, ctrl, &norms, m, simd)
                         })
                         .sum();
-                    (g, cross, within_sum(&tiles, &norms, m, simd))
+                    (g, cross, within_sum(&tiles, &norms, m, simd, slab))
                 }
             };
             progress.inc(1);
@@ -599,7 +606,9 @@ mod tests {
             .map(|r| m.row(r).1.iter().map(|&v| v as f64 * v as f64).sum())
             .collect();
         let tiles: Vec<(Tile, &[usize])> = rows.chunks(TILE).map(|r| (Tile::new(&m, r), r)).collect();
-        let w = within_sum(&tiles, &norms, &m, Simd::detect());
+        let mut slab = Vec::new();
+        let w = within_sum(&tiles, &norms, &m, Simd::detect(), &mut slab);
+        assert!(slab.iter().all(|&v| v == 0.0), "the slab is handed back zeroed");
         assert!(w / (70.0 * 70.0) < 1e-5, "mean within distance {}", w / 4900.0);
     }
 
