@@ -56,11 +56,21 @@ impl Tile {
     fn new(m: &CsrMatrix, rows: &[usize]) -> Tile {
         let n = rows.len();
         let n_chunks = m.n_cols.div_ceil(GC);
+        // A row's non-zeros come in runs of one chunk each (rows are sorted; an unsorted row only
+        // has more runs), so both passes go run by run rather than element by element.
+        let runs = |idx: &[u32], f: &mut dyn FnMut(usize, std::ops::Range<usize>)| {
+            let mut a = 0;
+            while a < idx.len() {
+                let c = idx[a] as usize / GC;
+                let (lo, hi) = (c * GC, (c + 1) * GC);
+                let b = a + idx[a..].iter().position(|&g| !(lo..hi).contains(&(g as usize))).unwrap_or(idx.len() - a);
+                f(c, a..b);
+                a = b;
+            }
+        };
         let mut ptr = vec![0u32; n_chunks * n + 1];
         for (i, &r) in rows.iter().enumerate() {
-            for &g in m.row(r).0 {
-                ptr[(g as usize / GC) * n + i + 1] += 1;
-            }
+            runs(m.row(r).0, &mut |c, run| ptr[c * n + i + 1] += run.len() as u32);
         }
         for k in 0..n_chunks * n {
             ptr[k + 1] += ptr[k];
@@ -71,13 +81,16 @@ impl Tile {
         let mut val = vec![0f32; nnz];
         for (i, &r) in rows.iter().enumerate() {
             let (idx, v) = m.row(r);
-            for (&g, &x) in idx.iter().zip(v) {
-                let k = (g as usize / GC) * n + i;
+            runs(idx, &mut |c, run| {
+                let k = c * n + i;
                 let s = next[k] as usize;
-                off[s] = (g as usize % GC) as u16;
-                val[s] = x;
-                next[k] += 1;
-            }
+                let len = run.len();
+                for (o, &g) in off[s..s + len].iter_mut().zip(&idx[run.clone()]) {
+                    *o = (g as usize - c * GC) as u16;
+                }
+                val[s..s + len].copy_from_slice(&v[run]);
+                next[k] += len as u32;
+            });
         }
         Tile { n, ptr, off, val }
     }
