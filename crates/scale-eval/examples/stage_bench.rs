@@ -1,7 +1,8 @@
 //! Times one stage of `scale eval` on one file alone, after reading it: `ed`, the energy distances
 //! (cell-eval `pearson_edistance`), or `de`, the differential expression (pdex's part, without writing
 //! the CSV, as `pdex()` returns a table):
-//! `cargo run --release -p scale-eval --example stage_bench -- ed|de FILE.h5ad [REPEAT] [THREADS] [PERT_COL] [CONTROL]`.
+//! `csv` times writing the DE table (one thread, as `scale eval` does).
+//! `cargo run --release -p scale-eval --example stage_bench -- ed|de|csv FILE.h5ad [REPEAT] [THREADS] [PERT_COL] [CONTROL]`.
 //! `SCALE_SIMD=avx2` keeps the AVX2 kernels (for A/B timing). Prints each run's seconds and a hash of the
 //! results' bits (the same hash = the same numbers).
 
@@ -33,7 +34,17 @@ fn main() {
                     .flat_map(|b| b.p_value.iter().chain(&b.fdr).chain(&b.log2_fold_change).copied())
                     .collect()
             }
-            other => panic!("unknown stage {other}: ed or de"),
+            "csv" => {
+                // DE (untimed), then its CSV written with one thread, as `scale eval` writes it
+                let de =
+                    scale_eval::de::differential_expression(&side.x, &side.genes, &groups, &scale_eval::NoProgress);
+                let out = std::env::temp_dir().join("stage_bench_de.csv");
+                let t = Instant::now();
+                scale_eval::with_threads(Some(1), || de.write_csv(&out)).expect("write");
+                println!("csv: {:.3} s", t.elapsed().as_secs_f64());
+                Vec::new()
+            }
+            other => panic!("unknown stage {other}: ed, de or csv"),
         };
         let s = t.elapsed().as_secs_f64();
         let hash = e.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, v| {
