@@ -63,7 +63,10 @@ impl Tile {
             while a < idx.len() {
                 let c = idx[a] as usize / GC;
                 let (lo, hi) = (c * GC, (c + 1) * GC);
-                let b = a + idx[a..].iter().position(|&g| !(lo..hi).contains(&(g as usize))).unwrap_or(idx.len() - a);
+                let b = a + idx[a..]
+                    .iter()
+                    .position(|&g| !(lo..hi).contains(&(g as usize)))
+                    .unwrap_or(idx.len() - a);
                 f(c, a..b);
                 a = b;
             }
