@@ -469,16 +469,25 @@ pub fn differential_expression(x: &Matrix, genes: &[String], groups: &Groups, pr
     let mut t_mean = vec![0f32; n_perts * n_genes];
     let mut stat = vec![0f64; n_perts * n_genes];
     let mut pval = vec![0f64; n_perts * n_genes];
-    for (g0, out) in blocks {
-        for (k, &rm) in out.ref_mean.iter().enumerate() {
-            let g = g0 + k;
-            ref_mean[g] = rm;
-            for pi in 0..n_perts {
-                t_mean[pi * n_genes + g] = out.target_mean[k * n_perts + pi];
-                stat[pi * n_genes + g] = out.stat[k * n_perts + pi];
-                pval[pi * n_genes + g] = out.p[k * n_perts + pi];
-            }
-        }
+    for (g0, out) in &blocks {
+        ref_mean[*g0..*g0 + out.ref_mean.len()].copy_from_slice(&out.ref_mean);
+    }
+    // one perturbation's row per task: its writes are sequential, the strided side is the reads
+    if n_genes > 0 {
+        t_mean
+            .par_chunks_mut(n_genes)
+            .zip(stat.par_chunks_mut(n_genes))
+            .zip(pval.par_chunks_mut(n_genes))
+            .enumerate()
+            .for_each(|(pi, ((t_row, s_row), p_row))| {
+                for (g0, out) in &blocks {
+                    for k in 0..out.ref_mean.len() {
+                        t_row[g0 + k] = out.target_mean[k * n_perts + pi];
+                        s_row[g0 + k] = out.stat[k * n_perts + pi];
+                        p_row[g0 + k] = out.p[k * n_perts + pi];
+                    }
+                }
+            });
     }
     progress.finish();
 
