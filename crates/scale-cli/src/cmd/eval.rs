@@ -307,7 +307,7 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<()> {
         }
         Ok(())
     };
-    let (real, spare) = summarize_file(
+    let (mut real, spare) = summarize_file(
         &args.real,
         "real",
         shared.as_ref().map(|s| &s.0),
@@ -318,7 +318,17 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<()> {
     std::thread::scope(|scope| -> anyhow::Result<()> {
         // real's table is written while pred is read (the read leaves a core idle much of the time);
         // pred's while pred's energy distances run, so that only the metrics remain after them
-        let real_csv = scope.spawn(|| write_de(&real, "real_de.csv"));
+        // once written, real's tables keep only what the metrics read: that memory is free again
+        // before pred's energy distances, the peak of the run
+        let real_csv = scope.spawn(move || -> anyhow::Result<Summaries> {
+            write_de(&real, "real_de.csv")?;
+            for (_, s) in &mut real {
+                if let Some(de) = &mut s.de {
+                    de.keep_metric_columns();
+                }
+            }
+            Ok(real)
+        });
         let (pred, _) = summarize_file(
             &args.pred,
             "pred",
@@ -327,10 +337,10 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<()> {
             Some("pred_de.csv"),
             Some(spare),
         )?;
-        evaluate_all(&real, &pred)?;
-        real_csv
+        let real = real_csv
             .join()
             .map_err(|_| anyhow::anyhow!("the DE CSV writer panicked"))??;
+        evaluate_all(&real, &pred)?;
         Ok(())
     })?;
     tracing::info!("eval done in {:.1}s", t0.elapsed().as_secs_f64());
