@@ -86,10 +86,13 @@ fn read_plain_above<S: Plain>(
         return Ok(None);
     }
     let dtype = ds.dtype().map_err(|e| src.hdf5(path, e))?;
+    // HDF5 addresses count from the end of a user block; files with one stay with libhdf5
+    let no_userblock = ds.file().map(|f| f.userblock() == 0).unwrap_or(false);
     let plain = dtype.size() == size
         && matches!(dtype.byte_order(), hdf5::datatype::ByteOrder::LittleEndian)
         && ds.filters().is_empty()
-        && ds.shape().len() == 1;
+        && ds.shape().len() == 1
+        && no_userblock;
     if !plain {
         return Ok(None);
     }
@@ -318,6 +321,34 @@ mod tests {
                 .unwrap(),
             &data[10..990]
         );
+    }
+
+    /// A file with a user block (addresses count from its end) is read by libhdf5, not from offsets
+    /// that would be off by the block's size.
+    #[test]
+    fn file_with_a_user_block_is_left_to_libhdf5() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ub.h5");
+        let data = values(5000);
+        {
+            let f = hdf5::File::with_options()
+                .with_fcpl(|p| p.userblock(512))
+                .create(&path)
+                .unwrap();
+            f.new_dataset_builder().with_data(&data).create("contiguous").unwrap();
+            f.new_dataset_builder()
+                .chunk(1000)
+                .with_data(&data)
+                .create("chunked")
+                .unwrap();
+        }
+        let f = hdf5::File::open(&path).unwrap();
+        assert_eq!(f.userblock(), 512);
+        for name in ["contiguous", "chunked"] {
+            let ds = f.dataset(name).unwrap();
+            let got = read_plain_above::<i32>(Src { file: &path }, &ds, name, 0..5000, 0, Vec::new()).unwrap();
+            assert!(got.is_none(), "{name}");
+        }
     }
 
     /// The file shrinks under an open dataset: the error names the array and says the file ends in it.
