@@ -931,19 +931,24 @@ mod tests {
         assert!((fast.1 - slow.1).abs() < 1e-15);
     }
 
-    #[test]
-    fn dense_and_sparse_inputs_agree_and_zero_genes_are_null() {
-        // 6 control cells, 3 of "A"; gene 1 all zero.
+    /// 6 control cells and 3 of "A" over genes g0, g1; gene 1 is zero except `c4_g1` in control cell 4.
+    fn six_controls_three_a(c4_g1: f32) -> (DenseMatrix, Groups, Vec<String>) {
         let d = DenseMatrix {
             n_rows: 9,
             n_cols: 2,
             data: vec![
-                1.0, 0.0, 0.5, 0.0, 0.0, 0.0, 2.0, 0.0, 0.5, 0.0, 0.0, 0.0, 3.0, 0.0, 2.5, 0.0, 4.0, 0.0,
+                1.0, 0.0, 0.5, 0.0, 0.0, 0.0, 2.0, 0.0, 0.5, c4_g1, 0.0, 0.0, 3.0, 0.0, 2.5, 0.0, 4.0, 0.0,
             ],
         };
         let labels = ["c", "c", "c", "c", "c", "c", "A", "A", "A"];
         let g = Groups::new(&labels, "c").unwrap();
-        let genes = vec!["g0".to_string(), "g1".to_string()];
+        (d, g, vec!["g0".to_string(), "g1".to_string()])
+    }
+
+    #[test]
+    fn dense_and_sparse_inputs_agree_and_zero_genes_are_null() {
+        // 6 control cells, 3 of "A"; gene 1 all zero.
+        let (d, g, genes) = six_controls_three_a(0.0);
         let dense = differential_expression(&Matrix::Dense(d.clone()), &genes, &g, &crate::NoProgress);
         let csr: CsrMatrix = d.to_csr();
         let sparse = differential_expression(&Matrix::Csr(csr), &genes, &g, &crate::NoProgress);
@@ -963,16 +968,7 @@ mod tests {
     /// error, not a panic or a short file.
     #[test]
     fn trimmed_table_keeps_metric_columns_and_refuses_to_be_written() {
-        let d = DenseMatrix {
-            n_rows: 9,
-            n_cols: 2,
-            data: vec![
-                1.0, 0.0, 0.5, 0.0, 0.0, 0.0, 2.0, 0.0, 0.5, 1.0, 0.0, 0.0, 3.0, 0.0, 2.5, 0.0, 4.0, 0.0,
-            ],
-        };
-        let labels = ["c", "c", "c", "c", "c", "c", "A", "A", "A"];
-        let g = Groups::new(&labels, "c").unwrap();
-        let genes = vec!["g0".to_string(), "g1".to_string()];
+        let (d, g, genes) = six_controls_three_a(1.0);
         let mut t = differential_expression(&Matrix::Dense(d), &genes, &g, &crate::NoProgress);
         let (lfc, fdr, feature) = (
             t.blocks[0].log2_fold_change.clone(),

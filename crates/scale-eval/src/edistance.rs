@@ -641,6 +641,16 @@ mod tests {
     use super::*;
     use scale_io::DenseMatrix;
 
+    /// Mean Euclidean distance over every pair (i in a, j in b), the definition the tests check against.
+    fn mean_dist(rows: &[Vec<f32>], a: &[usize], b: &[usize]) -> f64 {
+        let s: f64 = a
+            .iter()
+            .flat_map(|&i| b.iter().map(move |&j| (i, j)))
+            .map(|(i, j)| dist(&rows[i], &rows[j]))
+            .sum();
+        s / (a.len() * b.len()) as f64
+    }
+
     fn dist(a: &[f32], b: &[f32]) -> f64 {
         a.iter()
             .zip(b)
@@ -673,15 +683,7 @@ mod tests {
         let g = Groups::new(&labels, "ctrl").unwrap();
         let e = energy_distances(&Matrix::Dense(d), &g, &crate::NoProgress);
         let (c, p): (Vec<_>, Vec<_>) = (0..23).partition(|&i| i < 18);
-        let mean = |a: &[usize], b: &[usize]| {
-            let mut s = 0.0;
-            for &i in a {
-                for &j in b {
-                    s += dist(&rows[i], &rows[j]);
-                }
-            }
-            s / (a.len() * b.len()) as f64
-        };
+        let mean = |a: &[usize], b: &[usize]| mean_dist(&rows, a, b);
         let expected = 2.0 * mean(&p, &c) - mean(&p, &p) - mean(&c, &c);
         let pi = g.names.iter().position(|n| n == "p").unwrap();
         assert!((e[pi] - expected).abs() < 1e-6, "{} vs {expected}", e[pi]);
@@ -750,15 +752,7 @@ mod tests {
         let g = Groups::new(&labels, "ctrl").unwrap();
         let e = energy_distances(&Matrix::Dense(d), &g, &crate::NoProgress);
         let idx = |name: &str| -> Vec<usize> { (0..rows.len()).filter(|&i| labels[i] == name).collect() };
-        let mean = |a: &[usize], b: &[usize]| {
-            let mut s = 0.0;
-            for &i in a {
-                for &j in b {
-                    s += dist(&rows[i], &rows[j]);
-                }
-            }
-            s / (a.len() * b.len()) as f64
-        };
+        let mean = |a: &[usize], b: &[usize]| mean_dist(&rows, a, b);
         let c = idx("ctrl");
         for name in ["copy", "mean"] {
             let p = idx(name);
@@ -840,15 +834,7 @@ mod tests {
         }
         let idx = |name: &str| -> Vec<usize> { (0..n).filter(|&i| labels[i] == name).collect() };
         let c = idx("ctrl");
-        let mean = |a: &[usize], b: &[usize]| {
-            let mut s = 0.0;
-            for &i in a {
-                for &j in b {
-                    s += dist(&rows[i], &rows[j]);
-                }
-            }
-            s / (a.len() * b.len()) as f64
-        };
+        let mean = |a: &[usize], b: &[usize]| mean_dist(&rows, a, b);
         assert!(c.len() > TILE && idx("a").len() > TILE);
         for name in ["a", "b"] {
             let p = idx(name);

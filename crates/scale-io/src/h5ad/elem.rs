@@ -257,14 +257,14 @@ pub(crate) fn read_numeric<T: Num>(
                 .map_err(|e| src.hdf5(path, e))?,
             };
             // stored as asked: the vector as it is (a conversion pass over 200 MB costs ~40 ms)
-            let v: Box<dyn std::any::Any> = Box::new(v);
-            match v.downcast::<Vec<T>>() {
-                Ok(same) => Ok(*same),
-                Err(v) => Ok(v
-                    .downcast::<Vec<$t>>()
-                    .map(|v| v.into_iter().map(T::from_f64_lossy_native).collect())
-                    .unwrap_or_default()),
+            let mut v = Some(v);
+            if let Some(same) = (&mut v as &mut dyn std::any::Any)
+                .downcast_mut::<Option<Vec<T>>>()
+                .and_then(Option::take)
+            {
+                return Ok(same);
             }
+            Ok(v.into_iter().flatten().map(T::from_f64_lossy_native).collect())
         }};
     }
     use hdf5::types::{FloatSize, IntSize};

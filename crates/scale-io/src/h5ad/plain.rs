@@ -229,6 +229,16 @@ fn read_runs<S: Plain>(_src: Src, _path: &str, _runs: &[Run], _n: usize, _reuse:
 mod tests {
     use super::*;
 
+    /// `data` as a contiguous dataset and as one chunked by 1,000 (the file closes when dropped).
+    fn write_both(f: &hdf5::File, data: &[i32]) {
+        f.new_dataset_builder().with_data(data).create("contiguous").unwrap();
+        f.new_dataset_builder()
+            .chunk(1000)
+            .with_data(data)
+            .create("chunked")
+            .unwrap();
+    }
+
     fn values(n: usize) -> Vec<i32> {
         (0..n as i32).map(|i| i.wrapping_mul(7919) ^ 0x55).collect()
     }
@@ -241,15 +251,7 @@ mod tests {
         let path = dir.path().join("plain.h5");
         let n = 10_007;
         let data = values(n);
-        {
-            let f = hdf5::File::create(&path).unwrap();
-            f.new_dataset_builder().with_data(&data).create("contiguous").unwrap();
-            f.new_dataset_builder()
-                .chunk(1000)
-                .with_data(&data)
-                .create("chunked")
-                .unwrap();
-        }
+        write_both(&hdf5::File::create(&path).unwrap(), &data);
         let f = hdf5::File::open(&path).unwrap();
         let src = Src { file: &path };
         for name in ["contiguous", "chunked"] {
@@ -330,18 +332,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ub.h5");
         let data = values(5000);
-        {
-            let f = hdf5::File::with_options()
+        write_both(
+            &hdf5::File::with_options()
                 .with_fcpl(|p| p.userblock(512))
                 .create(&path)
-                .unwrap();
-            f.new_dataset_builder().with_data(&data).create("contiguous").unwrap();
-            f.new_dataset_builder()
-                .chunk(1000)
-                .with_data(&data)
-                .create("chunked")
-                .unwrap();
-        }
+                .unwrap(),
+            &data,
+        );
         let f = hdf5::File::open(&path).unwrap();
         assert_eq!(f.userblock(), 512);
         for name in ["contiguous", "chunked"] {
